@@ -1,0 +1,3 @@
+from c2f.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Feature settings: every knob that changes what a clip vector means, stored beside the vectors.
+
+Two feature files (or a file and an index, or a file and a checkpoint) are compatible exactly when
+their settings fingerprints are equal; anything else is a `FeatureMismatchError`, never silent reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from c2f.errors import FeatureMismatchError
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    preset: str  # name it was made from, e.g. "default", "clip-only", "tiny"
+    clip_model: str = "ViT-B-32"  # open_clip architecture name
+    clip_weights: str = "openai"  # open_clip pretrained tag, or "random" for tiny test models
+    s3d_weights: str | None = "KINETICS400_V1"  # torchvision S3D weights; None = no S3D stream
+    clip_seconds: float = 1.5  # one feature vector per clip of this length (TVR/VALUE grid)
+    clip_frames_per_clip: int = 1  # frames CLIP sees per clip (their embeddings are averaged)
+    s3d_frames_per_clip: int = 16  # frames S3D sees per clip, evenly spaced
+    clip_image_size: int = 224  # CLIP input (resize short side + centre crop)
+    s3d_image_size: int = 224  # S3D input (resize short side + centre crop)
+    tiny: bool = False  # randomly initialised tiny models: results are meaningless
+
+    @property
+    def uses_s3d(self) -> bool:
+        return self.s3d_weights is not None
+
+    @property
+    def decode_fps(self) -> float:
+        """Frames per second the decoder must deliver so that every stream gets its frames."""
+        per_clip = max(self.clip_frames_per_clip, self.s3d_frames_per_clip if self.uses_s3d else 0)
+        return per_clip / self.clip_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FeatureMismatchError(f"unknown feature settings {sorted(unknown)}: made by a newer C2F?")
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        """Short stable hash of everything that changes the vectors (the preset name excluded)."""
+        data = self.to_dict()
+        data.pop("preset")
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def check_compatible(self, other: FeatureSettings, what: str = "features") -> None:
+        if self.fingerprint() != other.fingerprint():
+            diff = {
+                k: (v, other.to_dict()[k])
+                for k, v in self.to_dict().items()
+                if k != "preset" and other.to_dict()[k] != v
+            }
+            raise FeatureMismatchError(
+                f"{what} were made with other feature settings ({other.preset!r} vs {self.preset!r}); "
+                f"differences (expected, found): {diff}. Re-extract them with the expected preset."
+            )
+
+
+PRESETS: dict[str, FeatureSettings] = {
+    # VALUE/HERO "clip-vit_mil-nce"-like: CLIP ViT-B/32 (512) + S3D (1024) = 1536-d per 1.5 s clip.
+    "default": FeatureSettings(preset="default"),
+    # Fast CPU indexing: CLIP only (512-d), one frame per clip.
+    "clip-only": FeatureSettings(preset="clip-only", s3d_weights=None),
+    # Tests: tiny random CLIP of the same architecture family + random S3D at a small input size.
+    "tiny": FeatureSettings(
+        preset="tiny",
+        clip_model="c2f-tiny-ViT",
+        clip_weights="random",
+        s3d_weights="random",
+        s3d_frames_per_clip=8,
+        clip_image_size=64,
+        s3d_image_size=64,
+        tiny=True,
+    ),
+    "tiny-clip-only": FeatureSettings(
+        preset="tiny-clip-only",
+        clip_model="c2f-tiny-ViT",
+        clip_weights="random",
+        s3d_weights=None,
+        clip_image_size=64,
+        tiny=True,
+    ),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> FeatureSettings:
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise FeatureMismatchError(f"unknown feature preset {name!r}; known: {sorted(PRESETS)}") from None
+    return replace(base, **overrides) if overrides else base
