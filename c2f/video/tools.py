@@ -39,4 +39,6 @@ def ffprobe_exe() -> str:
     found = shutil.which("ffprobe")
     if found:
         return found
-    raise C2FError("ffprobe was not found: install ffmpeg (apt-get install ffmpeg; on a Space, add it to packages.txt)")
+    raise C2FError(
+        "ffprobe was not found: install ffmpeg (apt-get install ffmpeg; on a Space, add it to packages.txt)"
+    )
