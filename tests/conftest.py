@@ -15,3 +15,8 @@ def video_dir(tmp_path: Path) -> Path:
     d = tmp_path / "videos"
     d.mkdir()
     return d
+
+
+# Never try to download weights during tests: the real loading code must say what is missing.
+os.environ.setdefault("C2F_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -16,13 +16,18 @@ CODECS: dict[str, tuple[str, list[str]]] = {
     "mp4": ("libx264", ["-pix_fmt", "yuv420p", "-preset", "ultrafast"]),
     "mkv": ("libx264", ["-pix_fmt", "yuv420p", "-preset", "ultrafast"]),
     "mov": ("libx264", ["-pix_fmt", "yuv420p", "-preset", "ultrafast"]),
-    "webm": ("libvpx-vp9", ["-pix_fmt", "yuv420p", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k"]),
+    "webm": (
+        "libvpx-vp9",
+        ["-pix_fmt", "yuv420p", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k"],
+    ),
     "avi": ("mpeg4", ["-q:v", "5"]),  # MPEG-4 part 2
 }
 
 
 def _run(args: list[str]) -> None:
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-2000:]}")
 
@@ -59,7 +64,12 @@ def make_video(
         filt = ["-map", "0:v"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={total}"]
-        filt += ["-map", f"{len(segments) if segments else 1}:a", "-c:a", "aac" if ext != "webm" else "libopus"]
+        filt += [
+            "-map",
+            f"{len(segments) if segments else 1}:a",
+            "-c:a",
+            "aac" if ext != "webm" else "libopus",
+        ]
     out = [*args, *filt, "-c:v", codec, *extra, "-t", str(total), str(path)]
     _run(out)
     if rotate is not None:
@@ -74,9 +84,21 @@ def make_vfr_video(path: str | Path, seconds: float = 4.0, size: tuple[int, int]
     path = Path(path)
     _run(
         [
-            "-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r=30:d={seconds}",
-            "-vf", "select='not(mod(n\\,3))+between(t\\,1\\,2)',setpts=PTS",
-            "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path),
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s={size[0]}x{size[1]}:r=30:d={seconds}",
+            "-vf",
+            "select='not(mod(n\\,3))+between(t\\,1\\,2)',setpts=PTS",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-preset",
+            "ultrafast",
+            str(path),
         ]
     )
     return path

@@ -1,0 +1,7 @@
+"""Encoders (one file per backbone) behind one registry."""
+
+from c2f.encoders.clip import ClipEncoder, TextEmbedding
+from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
+from c2f.encoders.s3d import S3DEncoder
+
+__all__ = ["ClipEncoder", "S3DEncoder", "TextEmbedding", "create_clip_encoder", "create_s3d_encoder"]

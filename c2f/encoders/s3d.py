@@ -1,0 +1,63 @@
+"""S3D (torchvision, Kinetics-400): one 1024-d vector per clip of frames, from `features`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from c2f.device import autocast_dtype, pick_device
+from c2f.encoders.clip import resize_center_crop
+from c2f.weights import resolve_weights
+
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+class S3DEncoder:
+    dim = 1024
+
+    def __init__(self, weights: str, image_size: int = 224, device: torch.device | str | None = None) -> None:
+        from torchvision.models.video import s3d
+
+        self.weights, self.image_size = weights, image_size
+        self.device = pick_device(str(device) if device is not None else None)
+        if weights == "random":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = s3d(weights=None)
+        else:
+            model = s3d(weights=None)
+            model.load_state_dict(_load_state_dict(resolve_weights(f"s3d:{weights}")))
+        # Only the feature trunk is used; the classifier is dropped.
+        self.features = model.features.eval().to(self.device)
+        if self.device.type == "cpu":
+            self.features = self.features.to(memory_format=torch.channels_last_3d)
+        self.mean = torch.tensor(KINETICS_MEAN, device=self.device).view(1, 3, 1, 1, 1)
+        self.std = torch.tensor(KINETICS_STD, device=self.device).view(1, 3, 1, 1, 1)
+        self._amp = autocast_dtype(self.device)
+
+    @torch.inference_mode()
+    def encode_clips(self, clips: np.ndarray | torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+        """uint8 (B, T, H, W, 3) -> (B, 1024) float32 (not normalised), on the CPU."""
+        out = []
+        for s in range(0, len(clips), batch_size):
+            x = torch.as_tensor(clips[s : s + batch_size]).to(self.device)  # (b, T, H, W, 3)
+            b, t = x.shape[:2]
+            x = x.flatten(0, 1).permute(0, 3, 1, 2).float().div_(255.0)  # (b*T, 3, H, W)
+            x = resize_center_crop(x, self.image_size)
+            x = x.view(b, t, 3, self.image_size, self.image_size).permute(0, 2, 1, 3, 4)  # (b, 3, T, S, S)
+            x = ((x - self.mean) / self.std).contiguous(
+                memory_format=torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
+            )
+            with torch.autocast(self.device.type, dtype=self._amp, enabled=self._amp is not None):
+                f = self.features(x)  # (b, 1024, T', H', W')
+            out.append(f.float().mean(dim=(2, 3, 4)).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+
+def _load_state_dict(path) -> dict[str, torch.Tensor]:
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(str(path), map_location="cpu", weights_only=True)

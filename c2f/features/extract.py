@@ -1,0 +1,156 @@
+"""Video file -> ClipFeatures: decode in chunks, encode clips in batches, decoding overlapped with encoding.
+
+One vector per `clip_seconds` clip (N = ceil(duration / clip_seconds), at least 1). CLIP sees
+`clip_frames_per_clip` evenly spaced frames of the clip (embeddings averaged), S3D sees
+`s3d_frames_per_clip`; the tail clip is padded by repeating the last frame. Each stream is
+L2-normalised, then the streams are concatenated [clip | s3d].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
+from c2f.features.settings import FeatureSettings
+from c2f.features.store import ClipFeatures, Subtitle, VideoMeta
+from c2f.features.subtitles import find_sidecar_subtitles, read_subtitles
+from c2f.video import iter_frames, probe_video
+
+ProgressFn = Callable[[float, float], None]  # (seconds of video done, total seconds)
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _even_positions(count: int, within: int) -> np.ndarray:
+    """`count` evenly spaced frame positions among `within` frames of a clip (centres of equal parts)."""
+    return np.floor((np.arange(count) + 0.5) * within / count).astype(np.int64)
+
+
+def _clip_groups(
+    path: str, settings: FeatureSettings, info, per_clip: int, n_clips: int, group: int
+) -> Iterator[np.ndarray]:
+    """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame."""
+    fps = per_clip / settings.clip_seconds
+    short = max(settings.clip_image_size, settings.s3d_image_size if settings.uses_s3d else 0)
+    pending: list[np.ndarray] = []
+    have = 0
+    emitted = 0
+    last = None
+    for chunk in iter_frames(path, fps=fps, short_side=short, chunk_frames=per_clip * group, info=info):
+        pending.append(chunk.frames)
+        have += len(chunk.frames)
+        last = chunk.frames[-1]
+        while have >= per_clip * group and emitted + group <= n_clips:
+            frames = np.concatenate(pending)
+            take = per_clip * group
+            yield frames[:take].reshape(group, per_clip, *frames.shape[1:])
+            pending, have, emitted = [frames[take:]], have - take, emitted + group
+    if emitted < n_clips and last is not None:
+        frames = np.concatenate(pending) if pending else np.zeros((0, *last.shape), np.uint8)
+        need = (n_clips - emitted) * per_clip
+        if len(frames) < need:
+            frames = np.concatenate([frames, np.repeat(last[None], need - len(frames), axis=0)])
+        yield frames[:need].reshape(n_clips - emitted, per_clip, *frames.shape[1:])
+
+
+def _prefetch(it: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
+    """Run `it` in a thread (decoding releases the GIL) so decoding overlaps encoding."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in it:
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # re-raised in the consumer
+            q.put(exc)
+
+    threading.Thread(target=work, daemon=True, name="c2f-decode").start()
+    while True:
+        item = q.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def extract_features(
+    path: str | Path,
+    settings: FeatureSettings,
+    video_id: str | None = None,
+    subtitles: str | Path | list[Subtitle] | None = None,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+    clips_per_batch: int | None = None,
+) -> ClipFeatures:
+    """Extract clip features of one video; raises a typed VideoError for unusable files."""
+    path = Path(path)
+    info = probe_video(path)
+    if subtitles is None:
+        subtitles = find_sidecar_subtitles(path)
+    subs = read_subtitles(subtitles) if isinstance(subtitles, (str, Path)) else list(subtitles or [])
+
+    cs = settings.clip_seconds
+    n_clips = max(1, math.ceil(info.duration / cs - 1e-6))
+    clip_enc = create_clip_encoder(settings, device)
+    s3d_enc = create_s3d_encoder(settings, device) if settings.uses_s3d else None
+    per_clip = max(settings.clip_frames_per_clip, settings.s3d_frames_per_clip if s3d_enc else 1)
+    clip_pos = _even_positions(settings.clip_frames_per_clip, per_clip)
+    s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if s3d_enc else None
+    group = clips_per_batch or (8 if s3d_enc else 64)
+
+    clip_vecs, s3d_vecs = [], []
+    done = 0
+    for clips in _prefetch(_clip_groups(str(path), settings, info, per_clip, n_clips, group)):
+        g = len(clips)  # clips: (g, per_clip, H, W, 3)
+        img = clip_enc.encode_images(clips[:, clip_pos].reshape(-1, *clips.shape[2:]))  # (g*c, d)
+        img = F.normalize(img.view(g, len(clip_pos), -1).mean(1), dim=-1)  # (g, d)
+        clip_vecs.append(img)
+        if s3d_enc is not None:
+            s3d_vecs.append(F.normalize(s3d_enc.encode_clips(clips[:, s3d_pos]), dim=-1))  # (g, 1024)
+        done += g
+        if progress:
+            progress(min(done * cs, info.duration), info.duration)
+
+    streams = [("clip", clip_enc.image_dim)]
+    parts = [torch.cat(clip_vecs)]
+    if s3d_enc is not None:
+        streams.append(("s3d", s3d_enc.dim))
+        parts.append(torch.cat(s3d_vecs))
+    features = torch.cat(parts, dim=1).numpy()
+    starts = np.arange(n_clips) * cs
+    clip_times = np.stack([starts, np.minimum(starts + cs, info.duration)], axis=1)
+    meta = VideoMeta(
+        source_name=path.name,
+        content_hash=file_sha256(path),
+        duration=info.duration,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+    )
+    return ClipFeatures(
+        video_id=video_id or path.stem,
+        features=features,
+        clip_times=clip_times,
+        streams=streams,
+        settings=settings,
+        video=meta,
+        subtitles=subs,
+    )

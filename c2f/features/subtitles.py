@@ -1,0 +1,107 @@
+"""Subtitles: read .srt / .vtt sidecar files and align them to clips as HERO does."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from c2f.errors import SubtitleError
+from c2f.features.store import Subtitle
+
+_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
+_CUE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
+_TAG = re.compile(r"<[^>]+>|\{\\[^}]*\}")
+
+
+def _seconds(h: str | None, m: str, s: str, ms: str) -> float:
+    return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000.0
+
+
+def read_subtitles(path: str | Path) -> list[Subtitle]:
+    """Parse SubRip or WebVTT (BOM, CRLF, missing indices, NOTE/STYLE blocks, tags, multi-line cues)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise SubtitleError(f"{path}: cannot read subtitles ({exc})") from exc
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    subs: list[Subtitle] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _CUE.match(line)
+        if not m:
+            if line.strip().upper().startswith(("NOTE", "STYLE", "REGION")):
+                while i < len(lines) and lines[i].strip():  # skip the whole block
+                    i += 1
+            i += 1
+            continue
+        start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
+        if end < start:
+            raise SubtitleError(f"{path}: line {i + 1}: cue ends before it starts ({line.strip()})")
+        i += 1
+        body = []
+        while i < len(lines) and lines[i].strip() and not _CUE.match(lines[i]):
+            body.append(_TAG.sub("", lines[i]).strip())
+            i += 1
+        # An index line of the next SRT cue may have been swallowed when blank lines are missing.
+        if body and body[-1].isdigit() and i < len(lines) and _CUE.match(lines[i]):
+            body.pop()
+        subs.append(Subtitle(start=start, end=end, text=" ".join(b for b in body if b)))
+    if not subs and text.strip() and not text.lstrip().startswith("WEBVTT"):
+        raise SubtitleError(f"{path}: no subtitle cue found (expected 'HH:MM:SS,mmm --> HH:MM:SS,mmm' lines)")
+    return sorted(subs, key=lambda s: (s.start, s.end))
+
+
+def find_sidecar_subtitles(video_path: str | Path) -> Path | None:
+    """`movie.srt` / `movie.vtt` (also `movie.en.srt`) next to `movie.mp4`."""
+    video_path = Path(video_path)
+    for ext in (".srt", ".vtt"):
+        exact = video_path.with_suffix(ext)
+        if exact.is_file():
+            return exact
+    for cand in sorted(video_path.parent.glob(f"{video_path.stem}.*")):
+        if cand.suffix.lower() in (".srt", ".vtt") and cand.is_file():
+            return cand
+    return None
+
+
+@dataclass
+class SubtitleAlignment:
+    clip_to_subtitle: np.ndarray  # (N,) int64: subtitle index of each clip, -1 = unmatched
+    segments: list[tuple[int, np.ndarray]]  # (subtitle index or -1, clip indices) in time order
+
+
+def align_subtitles(subs: list[Subtitle], num_clips: int, clip_seconds: float = 1.5) -> SubtitleAlignment:
+    """HERO rule: subtitle [s, e] covers clips floor(s/cs) .. ceil(e/cs)-1; each clip goes to the one
+    covering subtitle with the highest temporal IoU; unmatched clips form their own segments.
+    Without subtitles the video is split into groups of 5 clips with no text (index -1)."""
+    owner = np.full(num_clips, -1, dtype=np.int64)
+    best = np.zeros(num_clips)
+    for k, sub in enumerate(subs):
+        first = math.floor(sub.start / clip_seconds)
+        last = min(num_clips, max(first + 1, math.ceil(sub.end / clip_seconds))) - 1
+        for c in range(max(first, 0), last + 1):
+            cs, ce = c * clip_seconds, (c + 1) * clip_seconds
+            inter = max(0.0, min(ce, sub.end) - max(cs, sub.start))
+            union = max(ce, sub.end) - min(cs, sub.start)
+            iou = inter / union if union > 0 else 0.0
+            if iou > best[c] or (owner[c] == -1 and iou >= best[c] and inter > 0):
+                best[c], owner[c] = iou, k
+    segments: list[tuple[int, np.ndarray]] = []
+    c = 0
+    while c < num_clips:
+        e = c + 1
+        if owner[c] >= 0:
+            while e < num_clips and owner[e] == owner[c]:
+                e += 1
+        else:
+            while e < num_clips and owner[e] == -1 and e - c < 5:
+                e += 1
+        segments.append((int(owner[c]), np.arange(c, e)))
+        c = e
+    return SubtitleAlignment(clip_to_subtitle=owner, segments=segments)

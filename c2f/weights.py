@@ -1,0 +1,117 @@
+"""The one registry of pretrained weights: what each backbone needs, and where it may live.
+
+Resolution order: `checkpoints/<folder>/<file>` (or $C2F_CHECKPOINTS), then the library's own cache
+(Hugging Face cache for open_clip, torch hub cache for torchvision), then a download through the
+library unless offline ($C2F_OFFLINE=1 or $HF_HUB_OFFLINE=1). Missing and offline, the error names
+the file and every folder it may be put in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from c2f.errors import MissingWeightsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get("C2F_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
+
+
+def offline() -> bool:
+    return os.environ.get("C2F_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    name: str  # registry key
+    what: str  # human description
+    folder: str  # sub-folder of checkpoints/
+    filenames: tuple[str, ...]  # accepted file names, preferred first
+    hf_repo: str | None = None  # Hugging Face repo the library downloads from
+    url: str | None = None  # torchvision download URL
+
+
+REGISTRY: dict[str, WeightsSpec] = {
+    "clip:ViT-B-32:openai": WeightsSpec(
+        name="clip:ViT-B-32:openai",
+        what="CLIP ViT-B/32 (OpenAI weights, open_clip)",
+        folder="clip",
+        filenames=("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "ViT-B-32.pt"),
+        hf_repo="timm/vit_base_patch32_clip_224.openai",
+    ),
+    "s3d:KINETICS400_V1": WeightsSpec(
+        name="s3d:KINETICS400_V1",
+        what="S3D Kinetics-400 (torchvision)",
+        folder="s3d",
+        filenames=("s3d-d76dad2f.pth", "s3d_kinetics400.safetensors"),
+        url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
+    ),
+}
+
+
+def _hf_cache_dir() -> Path:
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        return Path(HF_HUB_CACHE)
+    except Exception:
+        return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def _torch_hub_dir() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def candidate_places(spec: WeightsSpec) -> list[str]:
+    places = [str(checkpoints_dir() / spec.folder / spec.filenames[0])]
+    if spec.hf_repo:
+        places.append(f"the Hugging Face cache ({_hf_cache_dir()}), repo {spec.hf_repo}")
+    if spec.url:
+        places.append(str(_torch_hub_dir() / spec.filenames[0]))
+    return places
+
+
+def resolve_weights(name: str) -> Path:
+    """Path of a local weights file for `name`, downloading through the library if allowed."""
+    spec = REGISTRY[name]
+    local = checkpoints_dir() / spec.folder
+    for fn in spec.filenames:
+        if (local / fn).is_file():
+            return local / fn
+    if spec.hf_repo:
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        for fn in spec.filenames[:2]:
+            hit = try_to_load_from_cache(spec.hf_repo, fn)
+            if isinstance(hit, str):
+                return Path(hit)
+        if not offline():
+            for fn in spec.filenames[:2]:
+                try:
+                    return Path(hf_hub_download(spec.hf_repo, fn))
+                except Exception:  # no network, or the file is not in that repo
+                    continue
+    if spec.url:
+        cached = _torch_hub_dir() / spec.filenames[0]
+        if cached.is_file():
+            return cached
+        if not offline():
+            import torch
+
+            try:
+                torch.hub.load_state_dict_from_url(spec.url, progress=False, check_hash=True)
+                return cached
+            except Exception:
+                pass
+    raise MissingWeightsError(
+        spec.what,
+        spec.filenames[0],
+        candidate_places(spec),
+        hint="(C2F is offline or the download failed; use the tiny test mode with --mode tiny to try C2F without weights)",
+    )
