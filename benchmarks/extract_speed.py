@@ -1,0 +1,148 @@
+"""Feature extraction speed: real-time factors (seconds of video per wall second) per stage and preset.
+
+Full-size architectures (CLIP ViT-B/32, S3D) with random weights unless real ones are installed:
+timing does not depend on the weights' values. Prints one JSON object; a naive sequential
+baseline (decode everything, then encode clip by clip) is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from c2f.encoders.registry import _clip, _s3d
+from c2f.features import get_preset
+from c2f.features.extract import extract_features
+from c2f.video import iter_frames, probe_video
+from c2f.video.tools import ffmpeg_exe
+
+
+def make_test_video(path: Path, seconds: int) -> None:
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=640x360:r=30:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+def random_weight_settings(name: str):
+    """Same architectures and sizes as the preset, random weights (no download needed)."""
+    s = get_preset(name)
+    return replace(s, clip_weights="random", s3d_weights="random" if s.uses_s3d else None)
+
+
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
+    s = random_weight_settings(name)
+    info = probe_video(video)
+    clip_enc = _clip(s.clip_model, "random", device) if s.clip_weights == "random" else None
+    s3d_enc = _s3d("random", s.s3d_image_size, device) if s.uses_s3d else None
+    per_clip = max(s.clip_frames_per_clip, s.s3d_frames_per_clip if s.uses_s3d else 1)
+    short = max(s.clip_image_size, s.s3d_image_size if s.uses_s3d else 0)
+    n_clips = math.ceil(info.duration / s.clip_seconds)
+
+    def decode():
+        for _ in iter_frames(
+            video, fps=per_clip / s.clip_seconds, short_side=short, chunk_frames=256, info=info
+        ):
+            pass
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (n_clips, short, short * 16 // 9, 3), dtype=np.uint8)
+    out = {"clips": n_clips}
+    out["decode_rtf"] = info.duration / timed(decode, repeats)
+    out["clip_rtf"] = info.duration / timed(lambda: clip_enc.encode_images(frames), repeats)
+    if s3d_enc is not None:
+        clips = rng.integers(0, 255, (8, s.s3d_frames_per_clip, short, short * 16 // 9, 3), dtype=np.uint8)
+        per8 = timed(lambda: s3d_enc.encode_clips(clips), repeats)
+        out["s3d_rtf"] = info.duration / (per8 * n_clips / 8)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["pipeline_rtf"] = info.duration / timed(lambda: extract_features(video, s, device=device), repeats)
+    out["peak_rss_mb"] = round(max(rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024, 1)
+
+    def naive():
+        # decode every sample first, then one model call per clip: no overlap, no batching
+        allf = np.concatenate(
+            [
+                c.frames
+                for c in iter_frames(
+                    video, fps=per_clip / s.clip_seconds, short_side=short, backend="ffmpeg", info=info
+                )
+            ]
+        )
+        for r in range(n_clips):
+            clip = allf[r * per_clip : (r + 1) * per_clip]
+            if len(clip) == 0:
+                break
+            clip_enc.encode_images(clip[len(clip) // 2 : len(clip) // 2 + 1])
+            if s3d_enc is not None:
+                s3d_enc.encode_clips(clip[None])
+
+    out["naive_rtf"] = info.duration / timed(naive, 1)
+    out["speedup_vs_naive"] = out["pipeline_rtf"] / out["naive_rtf"]
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--presets", default="default,clip-only")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "bench.mp4"
+        make_test_video(video, args.seconds)
+        result = {
+            "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
+            "threads": torch.get_num_threads(),
+            "video_seconds": args.seconds,
+            "video_size": "640x360",
+            "weights": "random (full-size architectures)",
+            "presets": {
+                p: bench_preset(video, p, args.repeats, args.device) for p in args.presets.split(",")
+            },
+        }
+    json.dump(result, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
