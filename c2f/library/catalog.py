@@ -1,0 +1,166 @@
+"""The library catalog: one SQLite table of videos (WAL, so readers never block on a writer)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    key INTEGER PRIMARY KEY,          -- int64 key used in the faiss ids
+    video_id TEXT UNIQUE NOT NULL,    -- short content hash, names the files
+    name TEXT NOT NULL,               -- original file name
+    content_hash TEXT UNIQUE NOT NULL,
+    duration REAL, fps REAL, width INTEGER, height INTEGER,
+    num_clips INTEGER,
+    settings_fingerprint TEXT,
+    status TEXT NOT NULL,             -- pending | indexed | failed
+    error TEXT,
+    added_at REAL NOT NULL,
+    stored_path TEXT NOT NULL,        -- the file we play (a copy inside the library, or the original)
+    is_copy INTEGER NOT NULL,
+    subtitles TEXT                    -- JSON list of subtitle cues, or NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    key: int
+    video_id: str
+    name: str
+    content_hash: str
+    duration: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    num_clips: int | None
+    settings_fingerprint: str | None
+    status: str
+    error: str | None
+    added_at: float
+    stored_path: str
+    is_copy: bool
+    has_subtitles: bool
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _exec(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        db = self._connect()
+        try:
+            with db:
+                return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    # --- meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._exec("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._exec("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def init_meta(self, key: str, value: str) -> str:
+        """Set `key` unless another process set it first; returns the value that won."""
+        self._exec("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        return self.get_meta(key) or value
+
+    # --- videos ------------------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: sqlite3.Row) -> VideoRecord:
+        d = dict(row)
+        d["is_copy"] = bool(d["is_copy"])
+        d["has_subtitles"] = bool(d.pop("subtitles"))
+        return VideoRecord(**d)
+
+    def by_hash(self, content_hash: str) -> VideoRecord | None:
+        rows = self._exec("SELECT * FROM videos WHERE content_hash=?", (content_hash,))
+        return self._record(rows[0]) if rows else None
+
+    def by_id(self, video_id: str) -> VideoRecord | None:
+        rows = self._exec("SELECT * FROM videos WHERE video_id=?", (video_id,))
+        return self._record(rows[0]) if rows else None
+
+    def by_key(self, key: int) -> VideoRecord | None:
+        rows = self._exec("SELECT * FROM videos WHERE key=?", (int(key),))
+        return self._record(rows[0]) if rows else None
+
+    def all(self, status: str | None = None) -> list[VideoRecord]:
+        if status:
+            rows = self._exec("SELECT * FROM videos WHERE status=? ORDER BY key", (status,))
+        else:
+            rows = self._exec("SELECT * FROM videos ORDER BY key")
+        return [self._record(r) for r in rows]
+
+    def count(self, status: str) -> int:
+        return int(self._exec("SELECT COUNT(*) AS n FROM videos WHERE status=?", (status,))[0]["n"])
+
+    def subtitles(self, key: int) -> list[dict]:
+        rows = self._exec("SELECT subtitles FROM videos WHERE key=?", (int(key),))
+        return json.loads(rows[0]["subtitles"]) if rows and rows[0]["subtitles"] else []
+
+    def insert_pending(
+        self, video_id: str, name: str, content_hash: str, stored_path: str, is_copy: bool
+    ) -> int:
+        rows = self._exec(
+            "INSERT INTO videos(video_id, name, content_hash, status, added_at, stored_path, is_copy) "
+            "VALUES (?, ?, ?, 'pending', ?, ?, ?) RETURNING key",
+            (video_id, name, content_hash, time.time(), stored_path, int(is_copy)),
+        )
+        return int(rows[0]["key"])
+
+    def reset_pending(self, key: int, name: str, stored_path: str, is_copy: bool) -> None:
+        self._exec(
+            "UPDATE videos SET status='pending', error=NULL, name=?, stored_path=?, is_copy=? WHERE key=?",
+            (name, stored_path, int(is_copy), key),
+        )
+
+    def mark_indexed(
+        self,
+        key: int,
+        *,
+        duration: float,
+        fps: float,
+        width: int,
+        height: int,
+        num_clips: int,
+        settings_fingerprint: str,
+        subtitles: list[dict],
+    ) -> None:
+        self._exec(
+            "UPDATE videos SET status='indexed', error=NULL, duration=?, fps=?, width=?, height=?, num_clips=?, "
+            "settings_fingerprint=?, subtitles=? WHERE key=?",
+            (
+                duration,
+                fps,
+                width,
+                height,
+                num_clips,
+                settings_fingerprint,
+                json.dumps(subtitles) if subtitles else None,
+                key,
+            ),
+        )
+
+    def mark_failed(self, key: int, error: str) -> None:
+        self._exec("UPDATE videos SET status='failed', error=? WHERE key=?", (error, key))
+
+    def delete(self, key: int) -> None:
+        self._exec("DELETE FROM videos WHERE key=?", (key,))

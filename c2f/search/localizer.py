@@ -1,0 +1,97 @@
+"""Training-free localizer (zero-shot backend): moments from one video's query-clip similarity curve.
+
+- importance = the similarity curve smoothed with a 3-clip moving average (edges repeated) and
+  min-max normalised per video to [0, 1] (a flat curve is all ones).
+- candidates = maximal runs of clips with importance >= tau, for every tau in TAUS (a watershed-like
+  sweep: high levels isolate peaks, low levels give whole events).
+- selection: candidates are ranked by contrast = mean raw similarity inside - mean outside (the
+  whole-video mean when the span covers the video), so a span must stand out from the rest of its
+  video; a candidate is dropped when more than `overlap` of the shorter of it and an already kept
+  span is shared (no nested or near-duplicate moments).
+- score of a kept span = mean raw similarity inside it: a cosine, comparable across videos of one
+  search; the kept spans are returned best score first.
+- start/end "probabilities" (for plotting) = softmax(sharpness * rise) and softmax(sharpness * fall)
+  of the importance curve, zero-padded at both ends so a moment may start at clip 0 or end at N-1.
+Spans are inclusive clip index pairs (first, last) on the clip grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TAUS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass
+class Localization:
+    importance: np.ndarray  # (N,) in [0, 1]
+    start_prob: np.ndarray  # (N,) sums to 1
+    end_prob: np.ndarray  # (N,) sums to 1
+    spans: list[tuple[int, int, float]]  # (first clip, last clip) inclusive, score; best first
+
+
+def smooth(x: np.ndarray, window: int = 3) -> np.ndarray:
+    """Moving average of odd `window`, edges repeated; same length as x."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2 or window <= 1:
+        return x.copy()
+    pad = window // 2
+    return np.convolve(np.pad(x, pad, mode="edge"), np.ones(window) / window, mode="valid")
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def shared_fraction(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Clips two inclusive spans share, over the length of the shorter one."""
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
+    return inter / min(a[1] - a[0] + 1, b[1] - b[0] + 1)
+
+
+def runs_above(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True as inclusive (first, last) index pairs."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def importance_curve(similarity: np.ndarray) -> np.ndarray:
+    sm = smooth(similarity)  # (N,)
+    lo, hi = sm.min(), sm.max()
+    return (sm - lo) / (hi - lo) if hi - lo > 1e-9 else np.ones_like(sm)
+
+
+def boundary_probs(importance: np.ndarray, sharpness: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    padded = np.concatenate([[0.0], importance, [0.0]])  # (N + 2,)
+    rise = np.maximum(padded[1:-1] - padded[:-2], 0.0)  # (N,) step into clip i
+    fall = np.maximum(padded[1:-1] - padded[2:], 0.0)  # (N,) step out of clip i
+    return softmax(sharpness * rise), softmax(sharpness * fall)
+
+
+def localize_curve(similarity: np.ndarray, max_spans: int = 3, overlap: float = 0.5) -> Localization:
+    sim = np.asarray(similarity, dtype=np.float64)  # (N,)
+    if sim.ndim != 1 or len(sim) == 0 or not np.isfinite(sim).all():
+        raise ValueError(f"need a finite 1-d similarity curve, got shape {sim.shape}")
+    importance = importance_curve(sim)
+    start_prob, end_prob = boundary_probs(importance)
+    total = sim.sum()
+    contrast: dict[tuple[int, int], float] = {}
+    for tau in TAUS:
+        for a, b in runs_above(importance >= tau - 1e-12):
+            inside = sim[a : b + 1].mean()
+            n_out = len(sim) - (b - a + 1)
+            outside = (total - sim[a : b + 1].sum()) / n_out if n_out else sim.mean()
+            contrast[(a, b)] = float(inside - outside)
+    kept: list[tuple[int, int]] = []
+    for span, _ in sorted(contrast.items(), key=lambda kv: (-kv[1], kv[0])):
+        if all(shared_fraction(span, k) <= overlap for k in kept):
+            kept.append(span)
+        if len(kept) == max_spans:
+            break
+    spans = [(a, b, float(sim[a : b + 1].mean())) for a, b in kept]
+    spans.sort(key=lambda s: (-s[2], s[0]))
+    return Localization(importance=importance, start_prob=start_prob, end_prob=end_prob, spans=spans)

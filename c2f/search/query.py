@@ -1,0 +1,29 @@
+"""Query text checks shared by every backend, and the encoded query they hand to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from c2f.errors import QueryError
+
+MAX_QUERY_CHARS = 2000  # far beyond any text encoder's context; stops pathological inputs early
+
+
+@dataclass
+class QueryEncoding:
+    text: str
+    vector: np.ndarray  # (d,) in the retrieval space of the backend's index
+    notes: list[str] = field(default_factory=list)  # shown to the user, e.g. "the query was cut"
+    extra: dict = field(default_factory=dict)  # backend-specific (e.g. token states for localization)
+
+
+def clean_query(query: object) -> str:
+    """Collapse whitespace; refuse empty queries with a plain message."""
+    if not isinstance(query, str):
+        raise QueryError(f"the query must be text, not {type(query).__name__}")
+    text = " ".join(query.split())
+    if not text:
+        raise QueryError("the query is empty: type a sentence that describes the moment you are looking for")
+    return text[:MAX_QUERY_CHARS]
