@@ -1,4 +1,4 @@
-"""Encoders (one file per backbone) behind one registry."""
+"""Encoders (one file per backbone) behind one registry. Implemented by the integrator; extend in place."""
 
 from c2f.encoders.clip import ClipEncoder, TextEmbedding
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
