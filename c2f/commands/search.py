@@ -1,0 +1,50 @@
+"""`c2f search "QUERY" [--library DIR] [--mode M] [--top-k 10] [--moments 3] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from c2f.commands.index import add_library_argument
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="find the moments of a library's videos that match a sentence")
+    p.add_argument("query", metavar="QUERY")
+    add_library_argument(p)
+    p.add_argument(
+        "--mode",
+        default="zero-shot",
+        choices=["zero-shot", "learned", "tiny"],
+        help="zero-shot CLIP (default), a learned C2F checkpoint, or tiny random weights (tests)",
+    )
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder or name under checkpoints/")
+    p.add_argument("--top-k", type=int, default=10, help="videos to return (default 10)")
+    p.add_argument("--moments", type=int, default=3, help="moments per video (default 3)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from c2f.library import Library
+    from c2f.search import load_backend
+
+    library = Library(args.library, device=args.device)
+    backend = load_backend(args.mode, args.checkpoint, args.device)
+    result = library.search(args.query, backend, top_k_videos=args.top_k, moments_per_video=args.moments)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    if backend.is_tiny:
+        print(f"[{backend.description}]")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{len(result.moments)} moment(s) for {result.query!r} ({result.backend_name}):")
+    for rank, m in enumerate(result.moments, 1):
+        print(
+            f"{rank:3d}. {m.name}  {m.start:7.1f}-{m.end:7.1f} s  score {m.score:.4f}  "
+            f"(video {m.video_id}, video score {m.video_score:.4f})"
+        )
+    return 0
