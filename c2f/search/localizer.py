@@ -1,17 +1,20 @@
 """Training-free localizer (zero-shot backend): moments from one video's query-clip similarity curve.
 
-- importance = the similarity curve smoothed with a 3-clip moving average (edges repeated) and
-  min-max normalised per video to [0, 1] (a flat curve is all ones).
-- candidates = maximal runs of clips with importance >= tau, for every tau in TAUS (a watershed-like
-  sweep: high levels isolate peaks, low levels give whole events).
-- selection: candidates are ranked by contrast = mean raw similarity inside - mean outside (the
-  whole-video mean when the span covers the video), so a span must stand out from the rest of its
-  video; a candidate is dropped when more than `overlap` of the shorter of it and an already kept
+- normalised curve = the raw similarity min-max normalised per video to [0, 1] (flat -> all ones);
+  importance = the same after a 3-clip moving average (edges repeated): the curve the UI plots.
+- candidates = maximal runs of clips at or above tau, for tau in TAUS, on both the importance curve
+  (robust to noise) and the normalised raw curve (exact edges): a watershed-like sweep where high
+  levels isolate peaks and low levels give whole events.
+- selection: candidates are ranked by contrast * sqrt(span length), contrast = mean raw similarity
+  inside - mean outside (the whole-video mean when the span covers the video): a z-like statistic,
+  so a span must stand out from the rest of its video, and a one-clip noise spike does not beat
+  the event it sits on; a candidate is dropped when more than `overlap` of the shorter of it and an already kept
   span is shared (no nested or near-duplicate moments).
 - score of a kept span = mean raw similarity inside it: a cosine, comparable across videos of one
   search; the kept spans are returned best score first.
 - start/end "probabilities" (for plotting) = softmax(sharpness * rise) and softmax(sharpness * fall)
-  of the importance curve, zero-padded at both ends so a moment may start at clip 0 or end at N-1.
+  of the mean of the normalised and importance curves, zero-padded at both ends so a moment may
+  start at clip 0 or end at N-1.
 Spans are inclusive clip index pairs (first, last) on the clip grid.
 """
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TAUS = (0.5, 0.6, 0.7, 0.8, 0.9)
+TAUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass
@@ -59,10 +62,13 @@ def runs_above(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def min_max(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi - lo > 1e-9 else np.ones_like(x)
+
+
 def importance_curve(similarity: np.ndarray) -> np.ndarray:
-    sm = smooth(similarity)  # (N,)
-    lo, hi = sm.min(), sm.max()
-    return (sm - lo) / (hi - lo) if hi - lo > 1e-9 else np.ones_like(sm)
+    return min_max(smooth(similarity))  # (N,)
 
 
 def boundary_probs(importance: np.ndarray, sharpness: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -77,15 +83,16 @@ def localize_curve(similarity: np.ndarray, max_spans: int = 3, overlap: float = 
     if sim.ndim != 1 or len(sim) == 0 or not np.isfinite(sim).all():
         raise ValueError(f"need a finite 1-d similarity curve, got shape {sim.shape}")
     importance = importance_curve(sim)
-    start_prob, end_prob = boundary_probs(importance)
+    normalised = min_max(sim)
+    start_prob, end_prob = boundary_probs(0.5 * (importance + normalised))
     total = sim.sum()
     contrast: dict[tuple[int, int], float] = {}
     for tau in TAUS:
-        for a, b in runs_above(importance >= tau - 1e-12):
+        for a, b in runs_above(importance >= tau - 1e-12) + runs_above(normalised >= tau - 1e-12):
             inside = sim[a : b + 1].mean()
             n_out = len(sim) - (b - a + 1)
             outside = (total - sim[a : b + 1].sum()) / n_out if n_out else sim.mean()
-            contrast[(a, b)] = float(inside - outside)
+            contrast[(a, b)] = float((inside - outside) * np.sqrt(b - a + 1))
     kept: list[tuple[int, int]] = []
     for span, _ in sorted(contrast.items(), key=lambda kv: (-kv[1], kv[0])):
         if all(shared_fraction(span, k) <= overlap for k in kept):
