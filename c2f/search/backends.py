@@ -87,7 +87,8 @@ def load_backend(mode: str, checkpoint: str | Path | None = None, device: str | 
     if mode == "zero-shot":
         return ZeroShotBackend(get_preset("clip-only"), device)
     if mode == "learned":
+        path = resolve_checkpoint(checkpoint)
         from c2f.search.learned import LearnedBackend
 
-        return LearnedBackend(resolve_checkpoint(checkpoint), device)
+        return LearnedBackend(path, device)
     raise C2FError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
