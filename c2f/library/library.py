@@ -353,28 +353,35 @@ class Library:
             last_save = time.monotonic()
             for i, (src, resumed) in enumerate(files):
                 name = resumed.name if resumed else src.name
-                if progress:
-                    progress(name, 0.0, i / n)
+                skipped = True
                 try:
                     if not src.is_file():
                         raise NotAFileError(str(src), "not found or not a regular file")
                     content_hash = resumed.content_hash if resumed else _file_sha256(src)
-                    subs = None if resumed else self._subtitles_for(src, subtitles, len(files))
-                except (OSError, C2FError) as exc:
+                    rec = self.catalog.by_hash(content_hash)
+                    if rec is not None and rec.status == "indexed":
+                        report.duplicates.append((name, rec.video_id))
+                    else:
+                        subs = None if resumed else self._subtitles_for(src, subtitles, len(files))
+                        video_id = content_hash[:12]
+                        stored = (
+                            Path(resumed.stored_path) if resumed else self._store_file(src, video_id, copy)
+                        )
+                        skipped = False
+                except (OSError, C2FError) as exc:  # unreadable file, disk full: nothing recorded yet
                     report.failed.append((name, str(exc)))
+                if skipped:
+                    if progress:
+                        progress(name, 1.0, (i + 1) / n)
                     continue
-                rec = self.catalog.by_hash(content_hash)
-                if rec is not None and rec.status == "indexed":
-                    report.duplicates.append((name, rec.video_id))
-                    continue
-                video_id = content_hash[:12]
-                stored = Path(resumed.stored_path) if resumed else self._store_file(src, video_id, copy)
                 is_copy = resumed.is_copy if resumed else copy
                 if rec is None:
                     key = self.catalog.insert_pending(video_id, name, content_hash, str(stored), is_copy)
                 else:  # pending (killed run) or failed before: try again
                     key = rec.key
                     self.catalog.reset_pending(key, name, str(stored), is_copy)
+                if progress:  # reported once the row exists: an interruption from here on resumes
+                    progress(name, 0.0, i / n)
 
                 def on_progress(done: float, total: float, name: str = name, i: int = i) -> None:
                     if progress:
