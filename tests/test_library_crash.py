@@ -125,8 +125,8 @@ def test_search_while_adding_sees_only_committed_states(tmp_path: Path, video_di
                 errors.append(exc)
                 return
 
-    # One searcher shares the writer's Library object (as the UI does), one is a separate reader.
-    threads = [threading.Thread(target=search_loop, args=(s,)) for s in (lib, Library(lib.root))]
+    # Two searchers share the writer's Library object (as the UI does), one is a separate reader.
+    threads = [threading.Thread(target=search_loop, args=(s,)) for s in (lib, lib, Library(lib.root))]
     for t in threads:
         t.start()
     try:

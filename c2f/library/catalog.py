@@ -69,6 +69,36 @@ class Catalog:
         finally:
             db.close()
 
+    def _write(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """A change of the videos table, and a bump of its generation, in one transaction."""
+        db = self._connect()
+        try:
+            with db:
+                rows = db.execute(sql, args).fetchall()
+                db.execute(
+                    "INSERT INTO meta(key, value) VALUES ('generation', '1') ON CONFLICT(key) "
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                )
+                return rows
+        finally:
+            db.close()
+
+    def indexed_snapshot(self) -> tuple[str, list[VideoRecord]]:
+        """(generation, indexed videos) read in one transaction: equal generations, equal lists."""
+        db = self._connect()
+        try:
+            with db:
+                db.execute("BEGIN")
+                gen = db.execute("SELECT value FROM meta WHERE key='generation'").fetchall()
+                rows = db.execute("SELECT * FROM videos WHERE status='indexed' ORDER BY key").fetchall()
+            return (gen[0]["value"] if gen else "0"), [self._record(r) for r in rows]
+        finally:
+            db.close()
+
+    def generation(self) -> str:
+        """Changes whenever a video row changes (cheap: one row)."""
+        return self.get_meta("generation") or "0"
+
     # --- meta ------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._exec("SELECT value FROM meta WHERE key=?", (key,))
@@ -119,7 +149,7 @@ class Catalog:
     def insert_pending(
         self, video_id: str, name: str, content_hash: str, stored_path: str, is_copy: bool
     ) -> int:
-        rows = self._exec(
+        rows = self._write(
             "INSERT INTO videos(video_id, name, content_hash, status, added_at, stored_path, is_copy) "
             "VALUES (?, ?, ?, 'pending', ?, ?, ?) RETURNING key",
             (video_id, name, content_hash, time.time(), stored_path, int(is_copy)),
@@ -127,7 +157,7 @@ class Catalog:
         return int(rows[0]["key"])
 
     def reset_pending(self, key: int, name: str, stored_path: str, is_copy: bool) -> None:
-        self._exec(
+        self._write(
             "UPDATE videos SET status='pending', error=NULL, name=?, stored_path=?, is_copy=? WHERE key=?",
             (name, stored_path, int(is_copy), key),
         )
@@ -144,7 +174,7 @@ class Catalog:
         settings_fingerprint: str,
         subtitles: list[dict],
     ) -> None:
-        self._exec(
+        self._write(
             "UPDATE videos SET status='indexed', error=NULL, duration=?, fps=?, width=?, height=?, num_clips=?, "
             "settings_fingerprint=?, subtitles=? WHERE key=?",
             (
@@ -160,7 +190,7 @@ class Catalog:
         )
 
     def mark_failed(self, key: int, error: str) -> None:
-        self._exec("UPDATE videos SET status='failed', error=? WHERE key=?", (error, key))
+        self._write("UPDATE videos SET status='failed', error=? WHERE key=?", (error, key))
 
     def delete(self, key: int) -> None:
-        self._exec("DELETE FROM videos WHERE key=?", (key,))
+        self._write("DELETE FROM videos WHERE key=?", (key,))

@@ -68,6 +68,7 @@ class AddReport:
 class _CachedIndex:
     version: str  # the `current` pointer it was loaded from ("" when built from nothing)
     index: ClipIndex
+    synced_to: dict | None = None  # the catalog snapshot it matches (identity: snapshots are cached)
 
 
 def default_library_root() -> Path:
@@ -119,6 +120,7 @@ class Library:
         self._lock = threading.RLock()  # guards the caches below
         self._indexes: dict[str, _CachedIndex] = {}
         self._features: OrderedDict[str, ClipFeatures] = OrderedDict()
+        self._indexed: tuple[str, dict[int, VideoRecord]] | None = None  # (generation, snapshot)
 
     # --- paths -----------------------------------------------------------------------------------
     def feature_path(self, video_id: str) -> Path:
@@ -258,34 +260,53 @@ class Library:
             changed = True
         return index, changed
 
-    def index_snapshot(
-        self, fingerprint: str, vectors_of: VectorsFn
-    ) -> tuple[ClipIndex, dict[int, VideoRecord]]:
-        """The index of one backend, exactly matching one catalog snapshot of the indexed videos.
+    def _indexed_snapshot(self) -> dict[int, VideoRecord]:
+        """{key: record} of the indexed videos, re-read only when the catalog generation moved."""
+        generation = self.catalog.generation()
+        with self._lock:
+            if self._indexed is not None and self._indexed[0] == generation:
+                return self._indexed[1]
+        generation, records = self.catalog.indexed_snapshot()
+        snapshot = {r.key: r for r in records}
+        with self._lock:
+            self._indexed = (generation, snapshot)
+        return snapshot
 
-        Returns the index (do not modify it) and the snapshot {video key: record}. Raises
-        LibraryError when no video is indexed.
-        """
-        indexed = {r.key: r for r in self.catalog.all("indexed")}
+    @contextlib.contextmanager
+    def snapshot(
+        self, fingerprint: str, vectors_of: VectorsFn
+    ) -> Iterator[tuple[ClipIndex, dict[int, VideoRecord]]]:
+        """The index of one backend, exactly matching one catalog snapshot of the indexed videos,
+        as (index, {video key: record}); both stay unchanged inside the `with` block (other
+        searches of this object wait). Raises LibraryError when no video is indexed."""
+        indexed = self._indexed_snapshot()
         if not indexed:
             pending = self.catalog.count("pending")
             extra = f" ({pending} video(s) are still being indexed)" if pending else ""
             raise LibraryError(f"the library is empty: add videos first{extra}")
         with self._lock:
+            yield self._synced_index(fingerprint, vectors_of, indexed), indexed
+
+    def _synced_index(
+        self, fingerprint: str, vectors_of: VectorsFn, indexed: dict[int, VideoRecord]
+    ) -> ClipIndex:
+        with self._lock:
             cached = self._indexes.get(fingerprint)
             version = self._current_version(fingerprint)
+            if cached is not None and cached.version == version and cached.synced_to is indexed:
+                return cached.index  # nothing moved since the last search
             if cached is None or (version and cached.version != version):
                 cached = self._load_index(fingerprint) or _CachedIndex("", None)  # type: ignore[arg-type]
             index, changed = self._sync(cached.index, indexed, vectors_of, fingerprint)
             assert index is not None  # indexed is not empty
-            cached = _CachedIndex(cached.version, index)
+            cached = _CachedIndex(cached.version, index, indexed)
             if changed:
                 # Share the work with later readers, unless a writer is busy (it saves soon anyway).
                 with self._write_lock(wait=False) as got:
                     if got and self._current_version(fingerprint) == cached.version:
                         cached.version = self._save_index(fingerprint, index)
             self._indexes[fingerprint] = cached
-            return index, indexed
+            return index
 
     # --- writing ---------------------------------------------------------------------------------
     def _store_file(self, src: Path, video_id: str, copy: bool) -> Path:

@@ -88,7 +88,12 @@ def load_backend(mode: str, checkpoint: str | Path | None = None, device: str | 
         return ZeroShotBackend(get_preset("clip-only"), device)
     if mode == "learned":
         path = resolve_checkpoint(checkpoint)
-        from c2f.search.learned import LearnedBackend
+        try:
+            from c2f.search.learned import LearnedBackend
+        except ImportError as exc:  # the C2F model package is not part of this build yet
+            raise CheckpointError(
+                f"the learned backend is not available in this build ({exc}); use --mode zero-shot"
+            ) from exc
 
         return LearnedBackend(path, device)
     raise C2FError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
