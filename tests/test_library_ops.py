@@ -162,3 +162,5 @@ def test_cli_index_list_remove(tmp_path: Path, video_dir: Path) -> None:
     proc = c2f("library", "remove", "nope", "--library", lib_dir)
     assert proc.returncode == 2 and "no video 'nope'" in proc.stderr
     assert np.isfinite(Library(lib_dir).list()[0].added_at)
+    proc = c2f("search", "a cat", "--library", str(tmp_path / "typo"), "--mode", "tiny")
+    assert proc.returncode == 2 and "no library at" in proc.stderr and not (tmp_path / "typo").exists()

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from datetime import datetime
 
-    from c2f.library import Library
+    from c2f.library import open_library
 
-    library = Library(args.library)
+    library = open_library(args.library)
     if args.action == "list":
         records = library.list()
         if args.json:

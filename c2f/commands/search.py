@@ -28,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from c2f.library import Library
+    from c2f.library import open_library
     from c2f.search import load_backend
 
-    library = Library(args.library, device=args.device)
+    library = open_library(args.library, args.device)
     backend = load_backend(args.mode, args.checkpoint, args.device)
     result = library.search(args.query, backend, top_k_videos=args.top_k, moments_per_video=args.moments)
     if args.json:

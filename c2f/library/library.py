@@ -75,6 +75,16 @@ def default_library_root() -> Path:
     return Path(os.environ.get("C2F_LIBRARY", "c2f_library"))
 
 
+def open_library(root: str | Path | None = None, device: str | None = None) -> Library:
+    """An existing library (LibraryError when there is none), for commands that only read it."""
+    path = Path(root) if root is not None else default_library_root()
+    if not (path / "catalog.sqlite").is_file():
+        raise LibraryError(
+            f"no library at {path}: add videos with `python -m c2f index PATH --library {path}`"
+        )
+    return Library(path, device=device)
+
+
 def find_videos(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given (kept even when missing, so they are reported); folders searched recursively."""
     found: list[Path] = []
