@@ -164,3 +164,17 @@ def test_cli_index_list_remove(tmp_path: Path, video_dir: Path) -> None:
     assert np.isfinite(Library(lib_dir).list()[0].added_at)
     proc = c2f("search", "a cat", "--library", str(tmp_path / "typo"), "--mode", "tiny")
     assert proc.returncode == 2 and "no library at" in proc.stderr and not (tmp_path / "typo").exists()
+
+
+def test_lost_feature_file_leaves_the_other_videos_searchable(
+    tmp_path: Path, video_dir: Path, tiny, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, colour in [("a.mp4", "red"), ("b.mp4", "blue")]:
+        make_video(video_dir / name, segments=[(colour, 3.0)])
+    lib = Library(tmp_path / "lib", settings=TINY)
+    added = lib.add(video_dir).added
+    lib.feature_path(added[0].video_id).unlink()
+    shutil.rmtree(lib.root / "indexes")  # the index must be rebuilt from the feature files
+    result = Library(lib.root).search("sky", tiny)
+    assert [v.name for v in result.videos] == ["b.mp4"]
+    assert "a.mp4 is left out of the search" in caplog.text

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from c2f.index import ClipIndex
     from c2f.search.backends import SearchBackend
     from c2f.search.types import SearchResult
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "clip-only"  # fast CPU indexing; enough for the zero-shot backend
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -260,9 +263,9 @@ class Library:
         for key in missing:
             try:
                 batch[key] = vectors_of(self.load_features(indexed[key].video_id))
-            except FeatureFileError:
-                if self.catalog.by_key(key) is not None:  # not a concurrent removal: a real problem
-                    raise
+            except FeatureFileError as exc:
+                if self.catalog.by_key(key) is not None:  # not a concurrent removal: say so, go on
+                    log.warning("video %s is left out of the search: %s", indexed[key].name, exc)
         if batch:
             if index is None:
                 index = ClipIndex(next(iter(batch.values())).shape[1], fingerprint, kind="auto")
