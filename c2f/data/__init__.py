@@ -1,0 +1,1 @@
+"""Datasets: TVR-format annotations, the synthetic VCMR benchmark, feature corpora."""

@@ -1,0 +1,100 @@
+"""Span decoding: HERO moment scoring with length limits and temporal NMS, VSLNet argmax.
+
+Clip spans (i, j) are inclusive; "length" is j - i in clips (HERO's min/max lengths 2..15 clips
+count j - i, so a span (i, i + 2) covers three 1.5 s clips).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def moment_scores(
+    st_prob: np.ndarray,
+    ed_prob: np.ndarray,
+    video_score: float = 0.0,
+    alpha: float = 20.0,
+    min_len: int = 2,
+    max_len: int = 15,
+) -> np.ndarray:
+    """(N, N) score(i, j) = exp(alpha * video_score) * P_st(i) * P_ed(j) for min_len <= j - i <= max_len, else 0."""
+    n = len(st_prob)
+    outer = np.outer(st_prob, ed_prob) * np.exp(alpha * video_score)
+    length = np.arange(n)[None, :] - np.arange(n)[:, None]  # j - i
+    allowed = (length >= min_len) & (length <= max_len)
+    if not allowed.any():  # a video shorter than min_len clips: allow every ordered span
+        allowed = length >= 0
+    return np.where(allowed, outer, 0.0)
+
+
+def top_moments(scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top_n (i, j, score) of a (N, N) score matrix with positive entries, best first."""
+    flat = scores.ravel()
+    valid = np.flatnonzero(flat > 0)
+    take = valid[np.argsort(-flat[valid], kind="stable")[:top_n]]
+    i, j = np.unravel_index(take, scores.shape)
+    return i, j, flat[take]
+
+
+def temporal_iou_spans(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, 2) x (K, 2) seconds -> (M, K) IoU (true union)."""
+    inter = np.clip(
+        np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def temporal_nms(spans: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
+    """Greedy NMS: indices kept, best first; a span is dropped when IoU > threshold with a kept one."""
+    order = np.argsort(-scores, kind="stable")
+    iou = temporal_iou_spans(spans, spans)
+    keep: list[int] = []
+    suppressed = np.zeros(len(spans), bool)
+    for idx in order:
+        if suppressed[idx]:
+            continue
+        keep.append(int(idx))
+        suppressed |= iou[idx] > iou_threshold
+    return np.asarray(keep, dtype=np.int64)
+
+
+def corpus_moments(
+    per_video: list[tuple[int, np.ndarray, np.ndarray, float, np.ndarray]],
+    alpha: float = 20.0,
+    min_len: int = 2,
+    max_len: int = 15,
+    max_before_nms: int = 200,
+    nms_iou: float = 0.5,
+    top_n: int = 100,
+) -> list[tuple[int, float, float, float]]:
+    """per_video: (video_idx, st_prob (N,), ed_prob (N,), video_score, clip_times (N, 2)).
+    Returns [(video_idx, st_sec, ed_sec, score)] best first: top max_before_nms over the corpus,
+    NMS per video, then top_n."""
+    cands = []
+    for vidx, st, ed, vs, times in per_video:
+        i, j, s = top_moments(moment_scores(st, ed, vs, alpha, min_len, max_len), max_before_nms)
+        cands += [
+            (float(sc), vidx, float(times[a, 0]), float(times[b, 1]))
+            for a, b, sc in zip(i, j, s, strict=True)
+        ]
+    cands.sort(key=lambda c: -c[0])
+    cands = cands[:max_before_nms]
+    out = []
+    for vidx in {c[1] for c in cands}:
+        mine = [c for c in cands if c[1] == vidx]
+        spans = np.array([[c[2], c[3]] for c in mine])
+        keep = temporal_nms(spans, np.array([c[0] for c in mine]), nms_iou)
+        out += [mine[k] for k in keep]
+    out.sort(key=lambda c: -c[0])
+    return [(v, st, ed, sc) for sc, v, st, ed in out[:top_n]]
+
+
+def vslnet_argmax(st_prob: np.ndarray, ed_prob: np.ndarray, max_len: int | None = None) -> tuple[int, int]:
+    """argmax over i <= j (and j - i <= max_len) of P_st(i) * P_ed(j)."""
+    n = len(st_prob)
+    outer = np.outer(st_prob, ed_prob)
+    length = np.arange(n)[None, :] - np.arange(n)[:, None]
+    ok = length >= 0 if max_len is None else (length >= 0) & (length <= max_len)
+    i, j = np.unravel_index(np.argmax(np.where(ok, outer, -np.inf)), outer.shape)
+    return int(i), int(j)
