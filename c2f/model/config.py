@@ -1,0 +1,57 @@
+"""C2F model configuration: a small dataclass saved inside every checkpoint (config.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from c2f.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class C2FConfig:
+    video_dim: int = 1536  # input clip feature size (CLIP 512 + S3D 1024 with the default preset)
+    token_dim: int = 512  # input text token size (CLIP text tower width)
+    hidden: int = 768  # model width d
+    heads: int = 12
+    ffn: int = 3072
+    cross_layers: int = 6  # f_cross: cross-modal transformer over [clips ; SEP ; subtitle tokens]
+    temporal_layers: int = 3  # f_temp: temporal transformer over the whole video
+    dropout: float = 0.1
+    max_clips: int = 100  # position embeddings of the video timeline
+    max_tokens: int = 60  # position embeddings of subtitle/query tokens
+    localizer: str = "fusion"  # "base" (HERO Eq. 4) or "fusion" (paper 2.2)
+    # training
+    margin: float = 0.1  # hinge ranking loss margin
+    hard_negatives: int = 20  # top-k negatives weighted x10 after the warm-up, the rest x0.1
+    retrieval_weight: float = 8.0  # HERO weighs each ranking direction x8
+    localizer_weight: float = 1.0
+    augment: bool = False  # paper 2.4 augmentation of video, subtitle and query embeddings
+    augment_prob: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> C2FConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CheckpointError(f"unknown model config fields {sorted(unknown)}")
+        cfg = cls(**data)
+        if cfg.localizer not in ("base", "fusion"):
+            raise CheckpointError(f"localizer must be 'base' or 'fusion', not {cfg.localizer!r}")
+        return cfg
+
+
+PRESETS: dict[str, C2FConfig] = {
+    "paper": C2FConfig(),
+    "small": C2FConfig(hidden=256, heads=4, ffn=1024, cross_layers=2, temporal_layers=2),
+    "tiny": C2FConfig(hidden=64, heads=2, ffn=128, cross_layers=1, temporal_layers=1, dropout=0.1),
+}
+
+
+def get_config(name: str, **overrides: Any) -> C2FConfig:
+    if name not in PRESETS:
+        raise CheckpointError(f"unknown model config {name!r}; known: {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)

@@ -1,0 +1,132 @@
+"""HERO-style encoder: clip/token embedders, the cross-modal transformer f_cross over subtitle
+segments (paper Eq. 1), the temporal transformer f_temp (Eq. 2) and the query encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from c2f.model.config import C2FConfig
+
+NEG = -1e4  # added to masked logits: large but safe in half precision
+
+
+@dataclass
+class VideoBatch:
+    feats: torch.Tensor  # (B, N, Dv) raw clip features
+    mask: torch.Tensor  # (B, N) bool, True for real clips
+    seg_clips: torch.Tensor  # (S, Lc) long: flat index b * N + t of each clip of a segment, -1 = pad
+    seg_tokens: torch.Tensor  # (S, Lt, Dt) subtitle token embeddings of each segment (Lt may be 0)
+    seg_token_mask: torch.Tensor  # (S, Lt) bool
+
+    def to(self, device: torch.device) -> VideoBatch:
+        return VideoBatch(
+            *(
+                t.to(device)
+                for t in (self.feats, self.mask, self.seg_clips, self.seg_tokens, self.seg_token_mask)
+            )
+        )
+
+
+def transformer(cfg: C2FConfig, layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        cfg.hidden, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu", batch_first=True, norm_first=False
+    )
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class AttentionPool(nn.Module):
+    """Linear(d -> 1), masked softmax over tokens, weighted sum."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, L, d), (B, L) -> (B, d)
+        logits = self.score(x).squeeze(-1).masked_fill(~mask, NEG)
+        return torch.einsum("bl,bld->bd", logits.softmax(-1), x)
+
+
+class HeroEncoder(nn.Module):
+    def __init__(self, cfg: C2FConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.cfg = cfg
+        # frame embedding: LayerNorm(raw) -> Linear -> + position + type -> LayerNorm -> dropout
+        self.frame_in = nn.Sequential(nn.LayerNorm(cfg.video_dim), nn.Linear(cfg.video_dim, d))
+        self.token_in = nn.Sequential(nn.LayerNorm(cfg.token_dim), nn.Linear(cfg.token_dim, d))
+        self.clip_pos = nn.Embedding(cfg.max_clips, d)
+        self.token_pos = nn.Embedding(cfg.max_tokens + 2, d)
+        self.type_emb = nn.Embedding(2, d)  # 0 = clip, 1 = text
+        self.sep = nn.Parameter(torch.zeros(d))
+        self.emb_norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.cross = transformer(cfg, cfg.cross_layers)
+        # residual branch of the raw features and the temporal transformer
+        self.residual = nn.Sequential(
+            nn.LayerNorm(cfg.video_dim), nn.Dropout(cfg.dropout), nn.Linear(cfg.video_dim, d), nn.ReLU()
+        )
+        self.temp_pos = nn.Embedding(cfg.max_clips, d)
+        self.temp_norm = nn.LayerNorm(d)
+        self.temporal = transformer(cfg, cfg.temporal_layers)
+        # query encoder on top of f_cross(0, tokens)
+        self.q_proj = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU())
+        self.q_pos = nn.Embedding(cfg.max_tokens + 2, d)
+        self.q_norm = nn.LayerNorm(d)
+        self.q_block = transformer(cfg, 1)
+        self.q_pool = AttentionPool(d)
+
+    def _positions(self, n: int, table: nn.Embedding, device: torch.device) -> torch.Tensor:
+        return table(torch.arange(n, device=device).clamp(max=table.num_embeddings - 1))
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:  # (S, L, Dt) -> (S, L, d)
+        x = (
+            self.token_in(tokens)
+            + self._positions(tokens.shape[1], self.token_pos, tokens.device)
+            + self.type_emb.weight[1]
+        )
+        return self.drop(self.emb_norm(x))
+
+    def encode_videos(self, vb: VideoBatch) -> torch.Tensor:
+        """-> V_temp (B, N, d)."""
+        b, n, _ = vb.feats.shape
+        dev = vb.feats.device
+        pos = self._positions(n, self.clip_pos, dev)  # (N, d)
+        frames = self.frame_in(vb.feats) + pos + self.type_emb.weight[0]  # (B, N, d)
+        frames = self.drop(self.emb_norm(frames)).reshape(b * n, -1)  # (B*N, d)
+        # one f_cross pass per segment: [its clips ; SEP ; its tokens]
+        s, lc = vb.seg_clips.shape
+        clip_valid = vb.seg_clips >= 0  # (S, Lc)
+        seg_frames = frames[vb.seg_clips.clamp(min=0)] * clip_valid[..., None]  # (S, Lc, d)
+        sep = self.sep.expand(s, 1, -1)
+        toks = (
+            self.embed_tokens(vb.seg_tokens)
+            if vb.seg_tokens.shape[1]
+            else vb.seg_tokens.new_zeros(s, 0, frames.shape[1])
+        )
+        seq = torch.cat([seg_frames, sep, toks], dim=1)  # (S, Lc + 1 + Lt, d)
+        valid = torch.cat([clip_valid, clip_valid.new_ones(s, 1), vb.seg_token_mask], dim=1)
+        out = self.cross(seq, src_key_padding_mask=~valid)[:, :lc]  # (S, Lc, d)
+        v_cross = frames.new_zeros(b * n, frames.shape[1])
+        v_cross[vb.seg_clips[clip_valid]] = out[clip_valid]  # back on the timeline
+        v_cross = v_cross.view(b, n, -1)
+        x = self.residual(vb.feats) + v_cross + self._positions(n, self.temp_pos, dev)  # (B, N, d)
+        return self.temporal(self.temp_norm(x), src_key_padding_mask=~vb.mask)
+
+    def encode_queries(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, L, Dt), mask (B, L) -> q (B, d), contextual token states (B, L, d)."""
+        x = self.cross(self.embed_tokens(tokens), src_key_padding_mask=~mask)  # f_cross(0, W)
+        x = self.q_proj(x) + self._positions(x.shape[1], self.q_pos, x.device)
+        x = self.q_block(self.q_norm(x), src_key_padding_mask=~mask)
+        return self.q_pool(x, mask), x
+
+
+def video_scores(q: torch.Tensor, v_temp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 for every (query, video) pair: max over valid clips of cos(V_temp_t, q).
+    q (Q, d), v_temp (V, N, d), mask (V, N) -> (Q, V)."""
+    qn, vn = F.normalize(q, dim=-1), F.normalize(v_temp, dim=-1)
+    cos = torch.einsum("qd,vnd->qvn", qn, vn).masked_fill(~mask[None], -2.0)
+    return cos.max(dim=-1).values
