@@ -37,9 +37,9 @@ def augment(
             drop = valid[torch.rand(len(valid), generator=generator) < rate]
             out[b, drop] = 0
         elif op == "feature_cutoff":
-            cols = torch.rand(x.shape[-1], generator=generator) < rate
-            out[b, :, cols] = 0
+            keep = (torch.rand(x.shape[-1], generator=generator) >= rate).to(x.dtype)
+            out[b, valid] = x[b, valid] * keep
         elif op == "dropout":
-            keep = (torch.rand(x.shape[1:], generator=generator) >= rate).to(x.dtype)
-            out[b] = x[b] * keep
+            keep = (torch.rand(len(valid), x.shape[-1], generator=generator) >= rate).to(x.dtype)
+            out[b, valid] = x[b, valid] * keep
     return out

@@ -91,9 +91,10 @@ def train_model(
     opt = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, settings.warmup)) * max(0.05, 1 - s / max(1, settings.steps))
-    )
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to 5 %
+        return min(1.0, (step + 1) / max(1, settings.warmup)) * max(0.05, 1 - step / max(1, settings.steps))
+
     gen = torch.Generator().manual_seed(settings.seed)
     amp = autocast_dtype(dev)
     name_to_idx = {n: i for i, n in enumerate(corpus.names)}
@@ -102,7 +103,6 @@ def train_model(
     if resume and out and (out / "resume.safetensors").is_file():
         state = load_file(str(out / "resume.safetensors"))
         model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-        opt.step = opt.step  # keep the optimizer object; fill its state below
         for i, p in enumerate(model.parameters()):
             if f"opt.{i}.exp_avg" in state:
                 opt.state[p] = {
@@ -112,10 +112,8 @@ def train_model(
         gen.set_state(state["rng"])
         info = json.loads((out / "resume.json").read_text())
         start_step, best, history = info["step"], info["best"], info["history"]
-        for _ in range(start_step):
-            sched.step()
         log.info("resumed at step %d", start_step)
-
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s + start_step))
     order = torch.randperm(len(train_queries), generator=gen)
     pos = 0
     bar = tqdm(

@@ -1,0 +1,262 @@
+"""The C2F model: shapes, masks, Eq. 3 vs brute force, CQA vs a loop reference, checkpoints, losses,
+augmentation, and a training run that really learns the synthetic benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from c2f.data.synthetic import make_synthetic
+from c2f.errors import CheckpointError, FeatureMismatchError
+from c2f.features import get_preset
+from c2f.model import (
+    C2FModel,
+    VideoInput,
+    build_video_batch,
+    get_config,
+    load_checkpoint,
+    save_checkpoint,
+    video_only_segments,
+)
+from c2f.model.inference import Corpus, pad_tokens
+from c2f.model.localizers import ContextQueryAttention
+from c2f.train import TrainSettings, train_model
+from c2f.train.augment import OPS, augment, draw_ops
+from c2f.train.losses import highlight_target, localizer_loss, ranking_loss
+
+CFG = get_config("tiny", video_dim=12, token_dim=8)
+
+
+def batch(lengths, seed=0, subtitle_tokens=False):
+    rng = np.random.default_rng(seed)
+    vids = []
+    for n in lengths:
+        segs = video_only_segments(n)
+        if subtitle_tokens:
+            segs = [(c, rng.normal(size=(3, 8)).astype(np.float32)) for c, _ in segs]
+        vids.append(VideoInput(rng.normal(size=(n, 12)).astype(np.float32), segs))
+    return vids
+
+
+@pytest.mark.parametrize("localizer", ["base", "fusion"])
+def test_shapes_and_padding_never_wins(localizer):
+    torch.manual_seed(0)
+    model = C2FModel(get_config("tiny", video_dim=12, token_dim=8, localizer=localizer)).eval()
+    vids = batch([5, 9, 3], subtitle_tokens=True)
+    vb = build_video_batch(vids, 8)
+    v, m = model.encode_videos(vb)
+    assert v.shape == (3, 9, 64) and m.sum(1).tolist() == [5, 9, 3]
+    tok, tm = pad_tokens(
+        [np.ones((4, 8), np.float32), np.ones((2, 8), np.float32), np.ones((6, 8), np.float32)]
+    )
+    q, states = model.encode_queries(tok, tm)
+    assert q.shape == (3, 64) and states.shape == (3, 6, 64)
+    out = model.localize(v, m, q, states, tm)
+    assert out.start_logits.shape == (3, 9)
+    assert (out.start_logits[~m] < -1e3).all() and (out.end_logits[~m] < -1e3).all()
+    if localizer == "fusion":
+        assert out.importance.shape == (3, 9) and (out.importance[~m] == 0).all()
+    # garbage in the padded clip positions and padded tokens changes nothing in the real ones
+    vb2 = build_video_batch(vids, 8)
+    vb2.feats[~vb2.mask] = 1e4
+    v2, _ = model.encode_videos(vb2)
+    torch.testing.assert_close(v2[m], v[m], atol=1e-4, rtol=1e-4)
+    tok2 = tok.clone()
+    tok2[~tm] = 1e4
+    q2, states2 = model.encode_queries(tok2, tm)
+    torch.testing.assert_close(q2, q, atol=1e-4, rtol=1e-4)
+    out2 = model.localize(v2, m, q2, states2, tm)
+    torch.testing.assert_close(out2.start_logits[m], out.start_logits[m], atol=1e-3, rtol=1e-3)
+
+
+def test_video_scores_equal_brute_force_eq3():
+    torch.manual_seed(1)
+    model = C2FModel(CFG).eval()
+    vb = build_video_batch(batch([4, 7, 2]), 8)
+    with torch.no_grad():
+        v, m = model.encode_videos(vb)
+        q = torch.randn(5, 64)
+        s = model.video_scores(q, v, m)
+    for i in range(5):
+        for j in range(3):
+            n = int(m[j].sum())
+            ref = max(torch.nn.functional.cosine_similarity(q[i], v[j, t], dim=0).item() for t in range(n))
+            assert abs(s[i, j].item() - ref) < 1e-5
+
+
+def test_cqa_against_loop_reference():
+    torch.manual_seed(2)
+    cqa = ContextQueryAttention(6, dropout=0.0).eval()
+    c, q = torch.randn(1, 4, 6), torch.randn(1, 3, 6)
+    cm, qm = torch.tensor([[1, 1, 1, 0]], dtype=torch.bool), torch.tensor([[1, 1, 0]], dtype=torch.bool)
+    out = cqa(c, cm, q, qm)
+    wc, wq, wm = cqa.w_c.weight[0], cqa.w_q.weight[0], cqa.w_m[0, 0]
+    s = torch.zeros(4, 3)
+    for i in range(4):
+        for j in range(3):
+            s[i, j] = wc @ c[0, i] + wq @ q[0, j] + (c[0, i] * wm) @ q[0, j]
+    sr = torch.zeros(4, 3)
+    for i in range(4):  # softmax over the two real query tokens
+        e = torch.exp(s[i, :2] - s[i, :2].max())
+        sr[i, :2] = e / e.sum()
+    sc = torch.zeros(4, 3)
+    for j in range(3):  # softmax over the three real clips
+        e = torch.exp(s[:3, j] - s[:3, j].max())
+        sc[:3, j] = e / e.sum()
+    a = sr @ q[0]
+    b = sr @ sc.T @ c[0]
+    ref = cqa.fc(torch.cat([c[0], a, c[0] * a, c[0] * b], -1))
+    torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(3)
+    model = C2FModel(CFG).eval()
+    settings = get_preset("tiny-clip-only")
+    save_checkpoint(tmp_path / "ck", model, settings, {"kind": "words", "vectors": {}}, {"step": 7})
+    back, meta = load_checkpoint(tmp_path / "ck", "cpu")
+    assert meta["extra"]["step"] == 7 and back.cfg == CFG
+    vb = build_video_batch(batch([6]), 8)
+    with torch.no_grad():
+        torch.testing.assert_close(back.encode_videos(vb)[0], model.encode_videos(vb)[0])
+    with pytest.raises(FeatureMismatchError):
+        load_checkpoint(tmp_path / "ck", "cpu", expected_features=get_preset("tiny"))
+    with pytest.raises(CheckpointError, match="not a C2F checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(tmp_path / "ck")
+    cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
+    cfg["model"]["localizer"] = "magic"
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="localizer"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_ranking_loss_hand_computed():
+    s = torch.tensor([[0.5, 0.45], [0.2, 0.9]])
+    pos = torch.eye(2, dtype=torch.bool)
+    l_ctx, l_q = ranking_loss(s, pos, margin=0.1)
+    # query 0: 0.1 + 0.45 - 0.5 = 0.05; query 1: 0.1 + 0.2 - 0.9 < 0 -> mean 0.025
+    assert abs(l_ctx.item() - 0.025) < 1e-6
+    # video 0: other query 0.2 -> 0.1 + 0.2 - 0.5 < 0; video 1: 0.1 + 0.45 - 0.9 < 0
+    assert l_q.item() == 0.0
+
+
+def test_localizer_loss_and_highlight_target():
+    y = highlight_target(torch.tensor([10]), torch.tensor([19]), 30)  # length 10 -> widened by 1 each side
+    assert y[0].nonzero().squeeze(1).tolist() == list(range(9, 21))
+    logits = torch.full((1, 5), -10.0)
+    logits[0, 2] = 10.0
+    perfect = localizer_loss(logits, logits, None, torch.ones(1, 5), torch.tensor([2]), torch.tensor([2]))
+    assert perfect.item() < 1e-6
+
+
+def test_augmentation_split_and_shapes():
+    gen = torch.Generator().manual_seed(0)
+    ops = draw_ops(20000, 0.5, gen)
+    freq = {op: ops.count(op) / len(ops) for op in OPS}
+    # 50 % unchanged by the coin, plus the 15 % "unchanged" share of the other half
+    assert abs(freq["none"] - (0.5 + 0.5 * 0.15)) < 0.02
+    assert abs(freq["shuffle"] - 0.2) < 0.02 and abs(freq["dropout"] - 0.075) < 0.01
+    x = torch.randn(64, 7, 5)
+    mask = torch.ones(64, 7, dtype=torch.bool)
+    mask[:, 5:] = False
+    y = augment(x, mask, p=1.0, generator=gen)
+    assert y.shape == x.shape and torch.equal(y[:, 5:], x[:, 5:])  # padding untouched
+    assert not torch.equal(y, x)
+
+
+def synthetic_corpus(data):
+    names = list(data.videos)
+    return Corpus(
+        names,
+        [VideoInput(data.videos[n], video_only_segments(len(data.videos[n]))) for n in names],
+        [len(data.videos[n]) * 1.5 for n in names],
+    )
+
+
+def test_synthetic_benchmark_needs_token_order():
+    data = make_synthetic(num_videos=20, seed=1)
+    by_video = {}
+    for q in data.train + data.val:
+        by_video.setdefault(q.vid_name, []).append(q)
+    for qs in by_video.values():
+        assert len(qs) == 2
+        a, b = qs[0].desc.split(" then "), qs[1].desc.split(" then ")
+        assert a == b[::-1] and qs[0].ts != qs[1].ts  # same words, other order, other moment
+    assert not {q.vid_name for q in data.train} & {q.vid_name for q in data.val}
+
+
+@pytest.mark.slow
+def test_training_really_learns(tmp_path):
+    data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
+    cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion")
+    result = train_model(
+        cfg,
+        synthetic_corpus(data),
+        data.train,
+        [data.tokens(q.desc) for q in data.train],
+        data.val,
+        [data.tokens(q.desc) for q in data.val],
+        TrainSettings(steps=1000, batch_size=32, lr=1e-3, warmup=30, eval_every=500, hard_negative_after=500),
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    first, last = result.history[0], result.history[-1]
+    assert last["loss"] < 1.5
+    # chance VCMR R@1 at IoU 0.7 is about 1 / (400 videos x ~100 spans) = 0.0025 %
+    assert result.best_metrics["VCMR"]["0.7-r1"] >= 4.0, result.history
+    assert result.best_metrics["SVMR"]["0.7-r1"] >= 40.0
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    # resuming continues from the saved step instead of starting over
+    more = train_model(
+        cfg,
+        synthetic_corpus(data),
+        data.train,
+        [data.tokens(q.desc) for q in data.train],
+        [],
+        [],
+        TrainSettings(steps=1010, batch_size=32, lr=1e-3, warmup=30, eval_every=500),
+        out_dir=tmp_path / "run",
+        resume=True,
+        progress=False,
+    )
+    assert more.history[0]["step"] == first["step"] and more.history[-1]["step"] == 1010
+
+
+def test_cli_train_synthetic(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "c2f",
+            "train",
+            "--synthetic",
+            "--synthetic-videos",
+            "40",
+            "--config",
+            "tiny",
+            "--steps",
+            "20",
+            "--eval-every",
+            "10",
+            "--lr",
+            "1e-3",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert "VCMR" in out["best_val"]
+    _, meta = load_checkpoint(tmp_path / "out" / "best")
+    assert meta["text_encoder"]["kind"] == "words"
