@@ -1,5 +1,19 @@
-"""Clip vector index (faiss) with exact video ranking by max over clips. Implemented by the integrator; extend in place."""
+"""Clip vector index (faiss) with exact video ranking by max over clips (paper Eq. 3)."""
 
-from c2f.index.clip_index import ClipIndex, VideoHit, brute_force_top_videos
+from c2f.index.clip_index import (
+    APPROX_MIN_VIDEOS,
+    ClipIndex,
+    ClipIndexError,
+    VideoHit,
+    brute_force_top_videos,
+    measure_recall,
+)
 
-__all__ = ["ClipIndex", "VideoHit", "brute_force_top_videos"]
+__all__ = [
+    "APPROX_MIN_VIDEOS",
+    "ClipIndex",
+    "ClipIndexError",
+    "VideoHit",
+    "brute_force_top_videos",
+    "measure_recall",
+]

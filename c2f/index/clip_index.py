@@ -33,6 +33,7 @@ FORMAT_VERSION = 2  # 2 added "storage"; version 1 files (float32) still load
 APPROX_MIN_VIDEOS = 50_000  # kind="auto" searches approximately from this many videos on
 STORAGES = ("float32", "float16")
 KINDS = ("auto", "exact", "approximate")
+_SCAN_ROWS = 32_768  # clips scored per step of the exact search (bounds its temporaries)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ClipIndex:
         self._segment_rows = np.zeros(0, np.int64)  # (S,) first storage row of each segment
         self._ivf: faiss.Index | None = None  # approximate proposals, built on first use
         self._ivf_trained_on = 0
+        self._ivf_quantizer: faiss.Index | None = None
         self._id_order: np.ndarray | None = None  # argsort of segment ids, for IVF id lookups
         # Approximate search settings: IVF lists probed (None: a quarter of them, at least 16)
         # and segments proposed per query (at least 32 per requested video).
@@ -117,6 +119,11 @@ class ClipIndex:
     def video_keys(self) -> list[int]:
         return self._keys.tolist()
 
+    def storage_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """(video keys (V,), first storage row of each (V,)): video i owns the rows of `vectors()`
+        from its first row to the next video's."""
+        return self._keys.copy(), self._starts.copy()
+
     def _video_table(self) -> dict[str, int]:
         """{video key: clip count} as the sidecar stores it."""
         return {str(k): int(n) for k, n in zip(self._keys.tolist(), self._lengths.tolist(), strict=True)}
@@ -131,7 +138,7 @@ class ClipIndex:
             "segments": s * (4 * self.dim + 4 + 3 * 8 + 8),
         }
         if self._ivf is not None:
-            parts["approximate"] = s * (4 * (self.dim + 1) + 8) + self._ivf.nlist * 4 * (self.dim + 1)
+            parts["approximate"] = s * (2 * (self.dim + 1) + 8) + self._ivf.nlist * 4 * (self.dim + 1)
         return parts
 
     def _changed(self) -> None:
@@ -277,27 +284,32 @@ class ClipIndex:
         seg = self._segments
         bounds = seg.centroid @ q + seg.radius  # (S,) >= every clip score of the segment
         best = np.full(self.num_videos, -np.inf, np.float32)  # (V,) best clip score seen so far
-        visited = np.zeros(len(seg), bool)
-        kth, depth, batch = -np.inf, min(len(seg), 256), 64
-        while True:
-            # The `depth` largest bounds, in decreasing order, minus those already scored.
-            top = np.argpartition(-bounds, depth - 1)[:depth] if depth < len(seg) else np.arange(len(seg))
-            top = top[np.lexsort((top, -bounds[top]))]
-            outside_max = float(bounds[top[-1]])  # no segment outside `top` has a larger bound
-            top = top[~visited[top] & (bounds[top] > kth)]
-            for pos in range(0, len(top), batch):
-                segs = top[pos : pos + batch]
-                segs = segs[bounds[segs] > kth]  # sorted: the rest cannot change the top k
-                if len(segs) == 0:
-                    break
-                visited[segs] = True
-                np.maximum.at(best, seg.video[segs], self._segment_maxima(segs, q))
-                kth = float(np.partition(best, len(best) - k)[len(best) - k])
-                batch = min(2 * batch, 4096)
-            if depth >= len(seg) or outside_max <= kth:
-                break
-            depth = min(len(seg), depth * 8)
+        # Round 1: the segments with the largest bounds give a first k-th best score (a lower
+        # bound of the true one), which rules out every segment whose bound does not exceed it.
+        first = min(len(seg), max(256, 16 * k))
+        top = np.argpartition(-bounds, first - 1)[:first] if first < len(seg) else np.arange(len(seg))
+        np.maximum.at(best, seg.video[top], self._segment_maxima(top, q))
+        kth = self._kth(best, k)
+        # Round 2: the rest above that bound, in storage order (sequential reads), in chunks; each
+        # chunk raises the k-th score and prunes the next ones further.
+        rest = np.ones(len(seg), bool)
+        rest[top] = False
+        rest = np.flatnonzero(rest & (bounds > kth))
+        if len(rest):
+            rows_before = np.cumsum(seg.length[rest])
+            cuts = np.searchsorted(
+                rows_before, np.arange(_SCAN_ROWS, rows_before[-1], _SCAN_ROWS), side="right"
+            )
+            for segs in np.split(rest, cuts):
+                segs = segs[bounds[segs] > kth]
+                if len(segs):
+                    np.maximum.at(best, seg.video[segs], self._segment_maxima(segs, q))
+                    kth = self._kth(best, k)
         return self._final_ranking(best, kth, q, k)
+
+    @staticmethod
+    def _kth(best: np.ndarray, k: int) -> float:
+        return float(np.partition(best, len(best) - k)[len(best) - k])
 
     def _final_ranking(self, best: np.ndarray, kth: float, q: np.ndarray, k: int) -> list[VideoHit]:
         """Full exact scores of the videos that may be in the top k (ties and rounding included)."""
@@ -315,6 +327,7 @@ class ClipIndex:
             self._build_ivf()
         assert self._ivf is not None
         want = min(len(self._segments), max(self.approx_segments, 32 * k))
+        self._ivf.nprobe = min(self._ivf.nlist, self.approx_nprobe or max(16, self._ivf.nlist // 4))
         _, ids = self._ivf.search(np.append(q, np.float32(1.0))[None], want)
         segs = self._segments_of_ids(ids[0][ids[0] >= 0])
         best = np.full(self.num_videos, -np.inf, np.float32)
@@ -322,8 +335,7 @@ class ClipIndex:
             np.maximum.at(best, self._segments.video[segs], self._segment_maxima(segs, q))
         if np.isfinite(best).sum() < k:
             return self._search_exact(q, k)  # too few proposals: answer exactly
-        kth = float(np.partition(best, len(best) - k)[len(best) - k])
-        return self._final_ranking(best, kth, q, k)
+        return self._final_ranking(best, self._kth(best, k), q, k)
 
     def _segments_of_ids(self, ids: np.ndarray) -> np.ndarray:
         all_ids = self._segment_ids(self._segments, self._keys)
@@ -337,15 +349,21 @@ class ClipIndex:
         n = len(rows)
         nlist = max(1, min(4096, int(np.sqrt(n))))
         # [c, r] . [q, 1] = q.c + r: the IVF ranks segments by their exact-search bound.
-        ivf = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(self.dim + 1), self.dim + 1, nlist, faiss.METRIC_INNER_PRODUCT
+        # float16 rows: half the memory; the proposals only need the bound order roughly.
+        quantizer = faiss.IndexFlatIP(self.dim + 1)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer,
+            self.dim + 1,
+            nlist,
+            faiss.ScalarQuantizer.QT_fp16,
+            faiss.METRIC_INNER_PRODUCT,
         )
         sample = rows
         if n > 64 * nlist:
             sample = rows[np.random.default_rng(0).choice(n, size=64 * nlist, replace=False)]
         ivf.train(sample)
         ivf.add_with_ids(rows, self._segment_ids(self._segments, self._keys))
-        ivf.nprobe = self.approx_nprobe or max(16, nlist // 4)
+        self._ivf_quantizer = quantizer  # the IVF does not own it: keep it alive as long as the IVF
         self._ivf, self._ivf_trained_on = ivf, n
 
     # --- persistence -----------------------------------------------------------------------------
