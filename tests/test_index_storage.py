@@ -82,9 +82,12 @@ def test_float16_storage_is_exact_for_the_stored_vectors(seed):
     assert index.memory_bytes()["vectors"] * 2 == full.memory_bytes()["vectors"]
 
 
-def test_exact_search_in_small_scan_steps(monkeypatch):
-    """Many pruning steps (tiny scan chunks) still give the brute-force ranking."""
+@pytest.mark.parametrize("gather_fraction", [0.0, 1.0])
+def test_exact_search_in_small_scan_steps(monkeypatch, gather_fraction):
+    """Many pruning steps (tiny scan chunks), or the sequential scan of every clip, still give the
+    brute-force ranking."""
     monkeypatch.setattr(clip_index_module, "_SCAN_ROWS", 7)
+    monkeypatch.setattr(clip_index_module, "_GATHER_FRACTION", gather_fraction)
     rng = np.random.default_rng(4)
     corpus = shot_corpus(rng, 150)
     index = ClipIndex(32)
