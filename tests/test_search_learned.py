@@ -49,10 +49,16 @@ def test_learned_search_equals_eq3_on_v_temp(checkpoint, library):
         v = backend.clip_vectors(library.load_features(rec.video_id))
         ref[rec.video_id] = float((v @ q).max())
     assert [v.video_id for v in res.videos] == sorted(ref, key=lambda k: -ref[k])
-    np.testing.assert_allclose([v.video_score for v in res.videos], sorted(ref.values(), reverse=True), atol=1e-5)
+    np.testing.assert_allclose(
+        [v.video_score for v in res.videos], sorted(ref.values(), reverse=True), atol=1e-5
+    )
     for v in res.videos:
         n = len(v.clip_times)
-        assert v.importance.shape == (n,) and abs(v.start_prob.sum() - 1) < 1e-5 and abs(v.end_prob.sum() - 1) < 1e-5
+        assert (
+            v.importance.shape == (n,)
+            and abs(v.start_prob.sum() - 1) < 1e-5
+            and abs(v.end_prob.sum() - 1) < 1e-5
+        )
         assert 1 <= len(v.moments) <= 2 and all(m.start < m.end for m in v.moments)
 
 
@@ -73,6 +79,11 @@ def test_checkpoint_errors(tmp_path, checkpoint):
     with pytest.raises(FeatureMismatchError):
         backend.check_library(get_preset("tiny"))
     synthetic = tmp_path / "synthetic"
-    save_checkpoint(synthetic, C2FModel(get_config("tiny", video_dim=8, token_dim=8)), None, {"kind": "words", "vectors": {}})
+    save_checkpoint(
+        synthetic,
+        C2FModel(get_config("tiny", video_dim=8, token_dim=8)),
+        None,
+        {"kind": "words", "vectors": {}},
+    )
     with pytest.raises(CheckpointError, match="synthetic"):
         load_backend("learned", checkpoint=synthetic)

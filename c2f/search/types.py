@@ -66,7 +66,7 @@ class SearchResult:
                 {
                     "video_id": v.video_id,
                     "name": v.name,
-                    "path": v.path,
+                    "video_file": v.path,  # not "path": Gradio clients take {"path": ...} for an upload
                     "video_score": round(v.video_score, 6),
                     "clip_times": v.clip_times.round(3).tolist(),
                     "similarity": v.similarity.round(6).tolist(),
