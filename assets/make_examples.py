@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from c2f.ui.examples import ensure_examples  # noqa: E402
+from c2f.ui.examples import ensure_examples
 
 if __name__ == "__main__":
     for path in ensure_examples():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from app_server import running_app
@@ -39,7 +40,7 @@ def test_upload_index_search_and_bad_input(app, tmp_path):
     assert "1 failed" in status
     assert "colours.mp4" in {r[1] for r in rows(table)} and "notes.mp4" not in {r[1] for r in rows(table)}
 
-    moments, plot, player, gallery, status, raw, *_ = client.predict(
+    moments, _plot, player, gallery, _status, raw, *_ = client.predict(
         "a red wall", 3, 2, "tiny", api_name="/search"
     )
     assert rows(moments) and rows(moments)[0][1] == "colours.mp4"
@@ -64,5 +65,5 @@ def test_error_analysis_on_the_examples(app):
     assert ("VCMR", "0.7-r1") in names and ("VR", "r10") in names and ("SVMR", "AveR") in names
     assert len(rows(outcomes)) == 4
     assert {r[5] for r in rows(outcomes)} <= {"hit", "right video, wrong span", "wrong video"}
-    preds = json.loads(open(export).read())
+    preds = json.loads(Path(export).read_text())
     assert set(preds) == {"video2idx", "VCMR", "SVMR", "VR"} and len(preds["VCMR"]) == 4
