@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 
@@ -16,7 +15,7 @@ from c2f import __version__
 from c2f.errors import C2FError
 
 # Order is the order shown by --help.
-COMMANDS = ["extract", "index", "library", "search", "train", "pretrain", "evaluate"]
+COMMANDS = ["extract", "index", "library", "search", "train", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        # TODO(integration): make strict once every command module has landed.
-        if importlib.util.find_spec(f"c2f.commands.{name}") is None:
-            continue
         importlib.import_module(f"c2f.commands.{name}").register(sub)
     return parser
 
