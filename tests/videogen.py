@@ -6,10 +6,12 @@ ffmpeg's moving test pattern; every knob a real user's file may differ in is a p
 
 from __future__ import annotations
 
+import json
+import random
 import subprocess
 from pathlib import Path
 
-from c2f.video.tools import ffmpeg_exe
+from c2f.video.tools import ffmpeg_exe, ffprobe_exe
 
 # container extension -> (video codec, extra args)
 CODECS: dict[str, tuple[str, list[str]]] = {
@@ -41,9 +43,12 @@ def make_video(
     audio: bool = False,
     rotate: int | None = None,
     vcodec: str | None = None,
+    display_aspect: str | None = None,
 ) -> Path:
     """Render a video. `segments`: [(ffmpeg colour, seconds)] shown in order (overrides `seconds`);
-    otherwise ffmpeg's moving `testsrc2` pattern. `rotate`: display-matrix rotation metadata (90/180/270)."""
+    otherwise ffmpeg's moving `testsrc2` pattern. `rotate`: degrees a player turns the stored frames
+    clockwise to show them (display-matrix metadata: 90/180/270, as a phone held upright writes).
+    `display_aspect` ("16:9"): stored size kept, shown at this aspect (anamorphic pixels)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lstrip(".")
@@ -70,12 +75,96 @@ def make_video(
             "-c:a",
             "aac" if ext != "webm" else "libopus",
         ]
-    out = [*args, *filt, "-c:v", codec, *extra, "-t", str(total), str(path)]
+    aspect = ["-aspect", display_aspect] if display_aspect else []
+    out = [*args, *filt, "-c:v", codec, *extra, *aspect, "-t", str(total), str(path)]
     _run(out)
     if rotate is not None:
-        rotated = path.with_name(path.stem + ".rot" + path.suffix)
-        _run(["-i", str(path), "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", str(rotated)])
-        rotated.replace(path)
+        set_rotation(path, rotate)
+    return path
+
+
+def _clockwise_rotation(path: Path) -> int | None:
+    """The clockwise turn a player applies (display matrix rotation is counter-clockwise)."""
+    cmd = [ffprobe_exe(), "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    for stream in json.loads(out or "{}").get("streams", []):
+        for side in stream.get("side_data_list", []) or []:
+            if "rotation" in side:
+                return round(-float(side["rotation"])) % 360
+    return None
+
+
+def set_rotation(path: str | Path, clockwise: int) -> Path:
+    """Tag `path` (stream copy) so players turn it `clockwise` degrees. ffmpeg versions disagree on
+    the sign of the legacy `rotate` tag and newer ones only take -display_rotation: try each, keep
+    the one the file ends up with."""
+    path = Path(path)
+    tagged = path.with_name(path.stem + ".rot" + path.suffix)
+    attempts = [
+        ["-i", str(path), "-c", "copy", "-metadata:s:v:0", f"rotate={clockwise}"],
+        ["-i", str(path), "-c", "copy", "-metadata:s:v:0", f"rotate={(360 - clockwise) % 360}"],
+        ["-display_rotation:v:0", str(-clockwise), "-i", str(path), "-c", "copy"],
+    ]
+    for args in attempts:
+        try:
+            _run([*args, str(tagged)])
+        except RuntimeError:  # option unknown to this ffmpeg
+            continue
+        if _clockwise_rotation(tagged) == clockwise % 360:
+            tagged.replace(path)
+            return path
+    raise RuntimeError(f"this ffmpeg cannot write a {clockwise} degree display rotation")
+
+
+def make_split_video(
+    path: str | Path,
+    left: str = "red",
+    right: str = "blue",
+    size: tuple[int, int] = (160, 96),
+    seconds: float = 1.0,
+    rotate: int | None = None,
+) -> Path:
+    """Left half one colour, right half another: shows which way frames were turned."""
+    path = Path(path)
+    w, h = size
+    ext = path.suffix.lstrip(".")
+    codec, extra = CODECS[ext]
+    src = f"color=c={left}:s={w // 2}x{h}:d={seconds},pad={w}:{h}:0:0:{right}"
+    _run(["-f", "lavfi", "-i", src, "-c:v", codec, *extra, str(path)])
+    if rotate is not None:
+        set_rotation(path, rotate)
+    return path
+
+
+def make_offset_copy(src: str | Path, path: str | Path, offset: float) -> Path:
+    """Same frames, timestamps starting at `offset` s (cut streams, camera MPEG-TS files)."""
+    path = Path(path)
+    _run(["-i", str(src), "-c", "copy", "-output_ts_offset", str(offset), str(path)])
+    return path
+
+
+def make_trimmed_copy(src: str | Path, path: str | Path, start: float) -> Path:
+    """Cut without re-encoding: an mp4 edit list hides the frames before `start` (back to the keyframe)."""
+    path = Path(path)
+    _run(["-ss", str(start), "-i", str(src), "-c", "copy", str(path)])
+    return path
+
+
+def make_damaged_copy(src: str | Path, path: str | Path, seed: int = 0) -> Path:
+    """Garbage sprayed over the middle 60% of the file: the decoder logs errors on many frames."""
+    data = bytearray(Path(src).read_bytes())
+    rng = random.Random(seed)
+    for i in range(len(data) // 5, 4 * len(data) // 5, 997):
+        data[i : i + 40] = rng.randbytes(40)
+    path = Path(path)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_image(path: str | Path, size: tuple[int, int] = (64, 48)) -> Path:
+    """A single still picture (format from the extension: .png, .jpg)."""
+    path = Path(path)
+    _run(["-f", "lavfi", "-i", f"color=red:s={size[0]}x{size[1]}", "-frames:v", "1", str(path)])
     return path
 
 
