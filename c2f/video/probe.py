@@ -26,6 +26,9 @@ class VideoInfo:
     codec: str
     container: str
     has_audio: bool
+    # Timestamp of the video stream's start: decoded pts are reported relative to it, so the
+    # first frame of a trimmed, offset or MPEG-TS file is at 0 s like in a player.
+    start_time: float = 0.0
 
 
 def _rate(text: str | None) -> float:
@@ -38,16 +41,56 @@ def _rate(text: str | None) -> float:
         return 0.0
 
 
+def _seconds(text: object) -> float:
+    """ffprobe number ("1.5", "N/A", None) or Matroska tag ("00:01:02.500000000") -> seconds; 0 if unknown."""
+    if text is None:
+        return 0.0
+    try:
+        value = float(str(text))
+    except ValueError:
+        hours_minutes, _, secs = str(text).rpartition(":")
+        try:
+            hh, _, mm = hours_minutes.rpartition(":")
+            value = float(hh or 0) * 3600 + float(mm or 0) * 60 + float(secs)
+        except ValueError:
+            return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def _stream_duration(stream: dict, fmt: dict) -> float:
+    """Length of the video stream in seconds (not its end time)."""
+    if _seconds(stream.get("duration")) > 0:
+        return _seconds(stream.get("duration"))
+    start = _seconds(stream.get("start_time"))
+    # Matroska/WebM: ffmpeg's per-track DURATION tag is the end timestamp of the track.
+    tags = {k.upper(): v for k, v in (stream.get("tags") or {}).items()}
+    tag_end = _seconds(tags.get("DURATION"))
+    if tag_end > start:
+        return tag_end - start
+    # The container duration runs from the earliest stream start (audio may start first).
+    return _seconds(fmt.get("duration")) - max(0.0, start - _seconds(fmt.get("start_time")))
+
+
+def _display_width(stream: dict) -> int:
+    """Stored width stretched by the sample aspect ratio (anamorphic DVD/DV video is shown wider)."""
+    width = int(stream.get("width") or 0)
+    num, _, den = str(stream.get("sample_aspect_ratio") or "").partition(":")
+    if num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0 and num != den:
+        width = round(width * int(num) / int(den))
+    return width
+
+
 def _rotation(stream: dict) -> int:
     """Display-matrix side data (modern) or the legacy `rotate` tag, normalised to 0/90/180/270."""
     angle = 0.0
     for side in stream.get("side_data_list", []) or []:
         if "rotation" in side:
-            # Checked against ffmpeg's own autorotation: this sign is the clockwise turn.
-            angle = float(side["rotation"])
+            # ffprobe reports the display matrix angle counter-clockwise (a phone video shot
+            # upright says -90); checked against ffmpeg's own autorotation on a left/right split frame.
+            angle = -float(side["rotation"])
             break
     else:
-        tag = (stream.get("tags") or {}).get("rotate")
+        tag = (stream.get("tags") or {}).get("rotate")  # legacy tag: already clockwise
         if tag:
             angle = float(tag)
     return round(angle / 90.0) % 4 * 90
@@ -92,15 +135,18 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["none"]
         raise NoVideoStreamError(str(p), f"no video stream (streams found: {', '.join(kinds)})")
     vs = video[0]
+    container = str(fmt.get("format_name", "unknown"))
+    if container == "image2" or container.endswith("_pipe"):
+        raise NotAVideoError(str(p), f"a still image ({vs.get('codec_name', container)}), not a video")
     fps = _rate(vs.get("avg_frame_rate")) or _rate(vs.get("r_frame_rate"))
-    duration = float(vs.get("duration") or 0.0) or float(fmt.get("duration") or 0.0)
-    if not math.isfinite(duration) or duration <= 0:
+    duration = _stream_duration(vs, fmt)
+    if duration <= 0:
         raise EmptyVideoError(str(p), "the video stream has zero duration")
     nb = vs.get("nb_frames")
     num_frames = (
         int(nb) if nb and str(nb).isdigit() and int(nb) > 0 else max(1, round(duration * (fps or 25.0)))
     )
-    w, h = int(vs.get("width") or 0), int(vs.get("height") or 0)
+    w, h = _display_width(vs), int(vs.get("height") or 0)
     if w <= 0 or h <= 0:
         raise EmptyVideoError(str(p), "the video stream has no picture size (no decodable frame)")
     rot = _rotation(vs)
@@ -108,13 +154,14 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         w, h = h, w
     return VideoInfo(
         path=str(p),
-        duration=duration,
+        duration=round(duration, 6),
         fps=fps or num_frames / duration,
         num_frames=num_frames,
         width=w,
         height=h,
         rotation=rot,
         codec=str(vs.get("codec_name", "unknown")),
-        container=str(fmt.get("format_name", "unknown")),
+        container=container,
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        start_time=_seconds(vs.get("start_time")),
     )
