@@ -12,7 +12,11 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+import queue
+import re
 import subprocess
+import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -21,7 +25,7 @@ import numpy as np
 
 from c2f.errors import CorruptVideoError, EmptyVideoError
 from c2f.video.probe import VideoInfo, probe_video
-from c2f.video.tools import ffmpeg_exe, ffprobe_exe
+from c2f.video.tools import ffmpeg_exe
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,14 @@ def frame_indices(frame_pts: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.clip(idx, 0, len(frame_pts) - 1)
 
 
-def check_coverage(path: str, info: VideoInfo, frame_pts: np.ndarray) -> None:
+def check_coverage(path: str, info: VideoInfo, frame_pts: np.ndarray, detail: str = "") -> None:
     """A file whose frames stop well before its announced duration is truncated, not short."""
     covered = float(frame_pts[-1]) + 1.0 / max(info.fps, 1.0)
     if covered < 0.8 * info.duration - 0.5:
         raise CorruptVideoError(
             path,
-            f"truncated or damaged: frames stop at {covered:.1f} s of the announced {info.duration:.1f} s",
+            f"truncated or damaged: frames stop at {covered:.1f} s of the announced {info.duration:.1f} s"
+            + (f" ({detail})" if detail else ""),
         )
 
 
@@ -112,7 +117,7 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
     import decord
 
     if info.rotation:
-        # decord ignores the display matrix (and resizes the stored frame wrongly for it): let
+        # Whether decord honours the display matrix depends on the ffmpeg it was built with: let
         # ffmpeg, which rotates exactly as players do, handle rotated phone videos.
         raise _DecoderFailed(f"rotated video ({info.rotation} degrees)")
     ow, oh = output_size(info, short_side)
@@ -126,7 +131,14 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
     frame_pts = np.asarray(stamps, dtype=np.float64)[:, 0]
     if not np.all(np.isfinite(frame_pts)) or np.any(np.diff(frame_pts) < 0):
         raise _DecoderFailed("frame timestamps are not monotonic")
-    check_coverage(path, info, frame_pts)
+    if frame_pts[0] < -1e-3:
+        # An edit list hides these frames (a file cut without re-encoding): decord lists them in its
+        # timestamps but returns the shown frames by index, so index i no longer has the pts of frame i.
+        raise _DecoderFailed("frames before the stream start (edit list)")
+    try:
+        check_coverage(path, info, frame_pts)
+    except CorruptVideoError as exc:  # decord may lose frames ffmpeg can still read: let it judge
+        raise _DecoderFailed(exc.reason) from None
     idx = frame_indices(frame_pts, times)
     for s in range(0, len(times), chunk_frames):
         sel = idx[s : s + chunk_frames]
@@ -136,39 +148,70 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
 
 
 # --- ffmpeg pipe -----------------------------------------------------------------------------------
-def _ffmpeg_frame_pts(path: str) -> np.ndarray:
-    """Presentation times of the video frames, from the packets (demux only, no decoding)."""
-    cmd = [
-        ffprobe_exe(),
-        "-v",
-        "error",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "packet=pts_time",
-        "-of",
-        "csv=p=0",
-        path,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
-    vals = [float(x.split(",")[0]) for x in out.split() if x and x.split(",")[0] not in ("", "N/A")]
-    return np.sort(np.asarray(vals, dtype=np.float64))
+# One showinfo line per frame leaving the filter graph: "n:  12 pts:  6144 pts_time:0.48 ...".
+_SHOWINFO = re.compile(rb"\bn:\s*\d+\s+pts:\s*\S+\s+pts_time:(\S+)")
+_ERROR_LINE = re.compile(rb"(?i)error|invalid|corrupt|truncat|no such|denied")
+
+
+class _FfmpegLog(threading.Thread):
+    """Drains ffmpeg's stderr (a full pipe would stall ffmpeg and with it our read of stdout):
+    the pts of every output frame, in order, and the last few error lines for messages."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True, name="c2f-ffmpeg-log")
+        self.stream = stream
+        self.frame_pts: queue.Queue[float | None] = queue.Queue()
+        self.errors: deque[str] = deque(maxlen=3)
+
+    def run(self) -> None:
+        for line in iter(self.stream.readline, b""):
+            found = _SHOWINFO.search(line)
+            if found:
+                try:
+                    self.frame_pts.put(float(found.group(1)))
+                except ValueError:  # "NOPTS"
+                    self.frame_pts.put(math.nan)
+            elif _ERROR_LINE.search(line):
+                self.errors.append(line.decode(errors="replace").strip())
+        self.frame_pts.put(None)
+
+    def last_error(self) -> str:
+        return self.errors[-1] if self.errors else ""
+
+
+def _ffmpeg_frames(proc, log: _FfmpegLog, info: VideoInfo, ow: int, oh: int):
+    """Decoded frames in presentation order with their pts (seconds from the video stream start)."""
+    frame_bytes = ow * oh * 3
+    previous = -math.inf
+    while True:
+        raw = proc.stdout.read(frame_bytes)
+        if len(raw) < frame_bytes:
+            return
+        try:
+            # showinfo logs a frame before it is written to stdout: only thread scheduling lags.
+            pts = log.frame_pts.get(timeout=30.0)
+        except queue.Empty:
+            raise CorruptVideoError(info.path, "ffmpeg decoded a frame but reported no timestamp") from None
+        if pts is None:
+            return
+        pts -= info.start_time  # -copyts keeps the stream's own timestamps
+        if not math.isfinite(pts) or pts < previous:  # missing or out-of-order stamp: just after the last
+            pts = previous + 1.0 / max(info.fps, 1.0) if math.isfinite(previous) else 0.0
+        previous = pts
+        yield np.frombuffer(raw, dtype=np.uint8).reshape(oh, ow, 3), pts
 
 
 def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) -> Iterator[FrameChunk]:
+    """Stream every decoded frame through a pipe, keeping only the one on screen at the next t_k:
+    pts come from ffmpeg itself (showinfo), so dropped, damaged or edit-list frames cannot shift them."""
     ow, oh = output_size(info, short_side)
-    frame_pts = _ffmpeg_frame_pts(path)
-    if len(frame_pts) == 0:
-        raise EmptyVideoError(path, "no decodable video frame")
-    frame_pts = frame_pts - frame_pts[0] if frame_pts[0] < 0 else frame_pts
-    check_coverage(path, info, frame_pts)
-    idx = frame_indices(frame_pts, times)
     # ffmpeg auto-rotates before our scale filter, so the output is upright at display size.
     cmd = [
         ffmpeg_exe(),
-        "-v",
-        "error",
+        "-hide_banner",
+        "-nostats",
         "-nostdin",
+        "-copyts",
         "-i",
         path,
         "-map",
@@ -176,42 +219,42 @@ def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) ->
         "-fps_mode",
         "passthrough",
         "-vf",
-        f"scale={ow}:{oh}:flags=area",
+        f"scale={ow}:{oh}:flags=area,showinfo",
         "-f",
         "rawvideo",
         "-pix_fmt",
         "rgb24",
         "-",
     ]
-    frame_bytes = ow * oh * 3
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = _FfmpegLog(proc.stderr)
+    log.start()
     try:
-        decoded = -1
-        last: np.ndarray | None = None
+        frames = _ffmpeg_frames(proc, log, info, ow, oh)
+        shown = next(frames, None)  # (frame (H, W, 3), pts) on screen at the current sample
+        if shown is None:
+            reason = log.last_error()
+            raise EmptyVideoError(path, "no decodable video frame" + (f" ({reason})" if reason else ""))
+        upcoming = next(frames, None)
+        if upcoming is None:
+            check_coverage(path, info, np.array([shown[1]]), log.last_error())
         buf: list[np.ndarray] = []
-        k = start
-        while k < len(times):
-            want = idx[k]
-            while decoded < want:
-                raw = proc.stdout.read(frame_bytes)
-                if len(raw) < frame_bytes:
-                    break
-                decoded += 1
-                last = np.frombuffer(raw, dtype=np.uint8).reshape(oh, ow, 3)
-            if last is None:
-                raise CorruptVideoError(path, "no frame could be decoded (the file is damaged)")
-            if decoded < want and decoded < 0.9 * len(frame_pts) - 1:
-                raise CorruptVideoError(
-                    path, f"truncated or damaged: only {decoded + 1} of {len(frame_pts)} frames decode"
+        buf_pts: list[float] = []
+        for k in range(start, len(times)):
+            while upcoming is not None and upcoming[1] <= times[k] + 1e-6:
+                shown, upcoming = upcoming, next(frames, None)
+                if upcoming is None:
+                    check_coverage(path, info, np.array([shown[1]]), log.last_error())
+            buf.append(shown[0])
+            buf_pts.append(shown[1])
+            if len(buf) == chunk_frames or k == len(times) - 1:
+                yield FrameChunk(
+                    frames=np.stack(buf), times=times[k + 1 - len(buf) : k + 1], pts=np.asarray(buf_pts)
                 )
-            buf.append(last)
-            k += 1
-            if len(buf) == chunk_frames or k == len(times):
-                s = k - len(buf)
-                shown = np.minimum(idx[s:k], decoded)
-                yield FrameChunk(frames=np.stack(buf), times=times[s:k], pts=frame_pts[shown])
-                buf = []
+                buf, buf_pts = [], []
     finally:
         proc.stdout.close()
         proc.kill()
         proc.wait()
+        log.join(timeout=5)
+        proc.stderr.close()
