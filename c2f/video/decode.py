@@ -36,7 +36,7 @@ Backend = Literal["auto", "decord", "ffmpeg"]
 class FrameChunk:
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB, upright
     times: np.ndarray  # (T,) float64 sample times t_k
-    pts: np.ndarray  # (T,) float64 presentation time of the source frame shown at t_k
+    pts: np.ndarray  # (T,) float64 pts of the source frame shown at t_k, seconds from the stream start
 
 
 class _DecoderFailed(Exception):
