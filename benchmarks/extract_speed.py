@@ -124,9 +124,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--presets", default="default,clip-only")
+    ap.add_argument("--presets", default="default,clip-only,fast")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the CI machines have 2 cores)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "bench.mp4"
         make_test_video(video, args.seconds)

@@ -8,11 +8,12 @@ the file and every folder it may be put in.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from c2f.errors import MissingWeightsError
+from c2f.errors import CheckpointError, MissingWeightsError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,7 @@ class WeightsSpec:
     filenames: tuple[str, ...]  # accepted file names, preferred first
     hf_repo: str | None = None  # Hugging Face repo the library downloads from
     url: str | None = None  # torchvision download URL
+    sha256_prefix: str | None = None  # known start of the file's sha256 (torchvision names files by it)
 
 
 REGISTRY: dict[str, WeightsSpec] = {
@@ -40,7 +42,11 @@ REGISTRY: dict[str, WeightsSpec] = {
         name="clip:ViT-B-32:openai",
         what="CLIP ViT-B/32 (OpenAI weights, open_clip)",
         folder="clip",
-        filenames=("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "ViT-B-32.pt"),
+        filenames=(
+            "open_clip_model.safetensors",  # the file open_clip fetches from the Hugging Face hub
+            "open_clip_pytorch_model.bin",
+            "ViT-B-32-openai.safetensors",
+        ),
         hf_repo="timm/vit_base_patch32_clip_224.openai",
     ),
     "s3d:KINETICS400_V1": WeightsSpec(
@@ -49,6 +55,7 @@ REGISTRY: dict[str, WeightsSpec] = {
         folder="s3d",
         filenames=("s3d-d76dad2f.pth", "s3d_kinetics400.safetensors"),
         url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
+        sha256_prefix="d76dad2f",
     ),
 }
 
@@ -77,13 +84,47 @@ def candidate_places(spec: WeightsSpec) -> list[str]:
     return places
 
 
+def _spec(name: str) -> WeightsSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise MissingWeightsError(name, name, [f"a known weights name: {sorted(REGISTRY)}"]) from None
+
+
+def _checked(path: Path, spec: WeightsSpec) -> Path:
+    """A truncated or wrong file fails here with its name, not deep inside torch.load."""
+    if spec.sha256_prefix and path.name == spec.filenames[0]:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        if not h.hexdigest().startswith(spec.sha256_prefix):
+            raise CheckpointError(
+                f"{path}: sha256 {h.hexdigest()[:8]}... does not match {spec.sha256_prefix} "
+                f"(truncated or wrong download?); delete it and put the right {spec.filenames[0]} there"
+            )
+    return path
+
+
+def describe_missing(name: str) -> str:
+    """What `resolve_weights(name)` says when the weights are nowhere: the file and every place for it."""
+    spec = _spec(name)
+    return str(MissingWeightsError(spec.what, spec.filenames[0], candidate_places(spec), hint=_HINT))
+
+
+_HINT = (
+    "(C2F is offline or the download failed. To try C2F without weights use the tiny random "
+    "models: `c2f extract --preset tiny`, `python app.py --mode tiny`.)"
+)
+
+
 def resolve_weights(name: str) -> Path:
     """Path of a local weights file for `name`, downloading through the library if allowed."""
-    spec = REGISTRY[name]
+    spec = _spec(name)
     local = checkpoints_dir() / spec.folder
     for fn in spec.filenames:
         if (local / fn).is_file():
-            return local / fn
+            return _checked(local / fn, spec)
     if spec.hf_repo:
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
@@ -100,7 +141,7 @@ def resolve_weights(name: str) -> Path:
     if spec.url:
         cached = _torch_hub_dir() / spec.filenames[0]
         if cached.is_file():
-            return cached
+            return _checked(cached, spec)
         if not offline():
             import torch
 
@@ -109,9 +150,4 @@ def resolve_weights(name: str) -> Path:
                 return cached
             except Exception:
                 pass
-    raise MissingWeightsError(
-        spec.what,
-        spec.filenames[0],
-        candidate_places(spec),
-        hint="(C2F is offline or the download failed; use the tiny test mode with --mode tiny to try C2F without weights)",
-    )
+    raise MissingWeightsError(spec.what, spec.filenames[0], candidate_places(spec), hint=_HINT)

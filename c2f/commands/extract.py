@@ -24,36 +24,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="extract clip features of videos into a folder")
     p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR")
     p.add_argument("--out", required=True, help="output folder (one <video>.safetensors per video)")
+    from c2f.features.settings import PRESETS  # light: no torch
+
     p.add_argument(
-        "--preset", default="default", help="feature preset: default, clip-only, tiny, tiny-clip-only"
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="feature preset (tiny* = random test models, meaningless results)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
+    p.add_argument(
+        "--subtitles",
+        default=None,
+        metavar="FILE_OR_DIR",
+        help="a .srt/.vtt file (one video) or a folder of <video name>.srt/.vtt "
+        "(default: a sidecar file next to each video)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from c2f.errors import C2FError
-    from c2f.features import get_preset, save_features
-    from c2f.features.extract import extract_features
+    from c2f.features import get_preset
+    from c2f.features.extract import ExtractOutcome, extract_to_dir
 
     settings = get_preset(args.preset)
     videos = collect_videos(args.inputs)
     out = Path(args.out)
-    failures: list[tuple[Path, str]] = []
-    bar = tqdm(videos, unit="video", desc="extract")
-    for video in bar:
-        bar.set_postfix_str(video.name[:30])
-        try:
-            feats = extract_features(video, settings, device=args.device)
-            save_features(feats, out / f"{feats.video_id}.safetensors")
-        except C2FError as exc:
-            failures.append((video, str(exc)))
-            tqdm.write(f"skipped: {exc}")
+    if not videos:
+        print(f"no video files found in {' '.join(args.inputs)}")
+        return 1
+    # One bar over videos; within a video it advances by the fraction of seconds done.
+    bar = tqdm(total=len(videos), unit="video", desc="extract", bar_format="{l_bar}{bar}| {n:.1f}/{total}")
+
+    def progress(index: int, done: float, total: float) -> None:
+        bar.n = index + (done / total if total > 0 else 1.0)
+        bar.set_postfix_str(videos[index].name[:30], refresh=True)
+
+    def on_outcome(outcome: ExtractOutcome) -> None:
+        if outcome.error is not None:
+            tqdm.write(f"skipped {outcome.video}: {outcome.error}")
+
+    outcomes = extract_to_dir(
+        videos, out, settings, args.device, args.subtitles, progress=progress, on_outcome=on_outcome
+    )
+    bar.n = len(videos)
+    bar.close()
+    failures = [o for o in outcomes if o.error is not None]
     print(
         f"{len(videos) - len(failures)} of {len(videos)} videos extracted to {out} (preset {settings.preset})"
     )
-    for _video, why in failures:
-        print(f"  failed: {why}")
+    for outcome in failures:
+        print(f"  failed: {outcome.video}: {outcome.error}")
     return 1 if failures else 0

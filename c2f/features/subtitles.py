@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ def read_subtitles(path: str | Path) -> list[Subtitle]:
     while i < len(lines):
         line = lines[i]
         m = _CUE.match(line)
+        if not m and "-->" in line:  # a timing line we cannot read: say where, do not drop the cue
+            raise SubtitleError(f"{path}: line {i + 1}: unreadable cue timing {line.strip()!r}")
         if not m:
             if line.strip().upper().startswith(("NOTE", "STYLE", "REGION")):
                 while i < len(lines) and lines[i].strip():  # skip the whole block
@@ -46,7 +49,7 @@ def read_subtitles(path: str | Path) -> list[Subtitle]:
         i += 1
         body = []
         while i < len(lines) and lines[i].strip() and not _CUE.match(lines[i]):
-            body.append(_TAG.sub("", lines[i]).strip())
+            body.append(html.unescape(_TAG.sub("", lines[i])).strip())  # VTT escapes &amp; &lt;
             i += 1
         # An index line of the next SRT cue may have been swallowed when blank lines are missing.
         if body and body[-1].isdigit() and i < len(lines) and _CUE.match(lines[i]):
