@@ -64,3 +64,46 @@ def test_no_subtitles_gives_groups_of_five():
     al = align_subtitles([], num_clips=12)
     assert [c.tolist() for _, c in al.segments] == [list(range(5)), list(range(5, 10)), [10, 11]]
     assert all(k == -1 for k, _ in al.segments)
+
+
+def test_alignment_edges_boundaries_ties_and_overrun():
+    # [1.5, 3.0] ends exactly on a boundary: ceil(3.0/1.5)-1 = 1, so it covers clip 1 only.
+    # Two identical cues tie on IoU: the earlier one (index 1) keeps the clip.
+    # [10, 20] runs past a 12 s video (8 clips): it covers clips 6 and 7, never a clip 8.
+    subs = [
+        Subtitle(1.5, 3.0, "x"),
+        Subtitle(4.5, 6.0, "y"),
+        Subtitle(4.5, 6.0, "y again"),
+        Subtitle(10, 20, "z"),
+    ]
+    al = align_subtitles(subs, num_clips=8)
+    np.testing.assert_array_equal(al.clip_to_subtitle, [-1, 0, -1, 1, -1, -1, 3, 3])
+    assert [(k, c.tolist()) for k, c in al.segments] == [
+        (-1, [0]),
+        (0, [1]),
+        (-1, [2]),
+        (1, [3]),
+        (-1, [4, 5]),
+        (3, [6, 7]),
+    ]
+
+
+def test_alignment_long_subtitle_loses_clips_to_a_tighter_one():
+    # long [0, 9] covers clips 0..5; short [3.2, 4.4] covers clip 2 [3, 4.5):
+    # IoU(long, clip 2) = 1.5/9 = 0.17 < IoU(short, clip 2) = 1.2/1.5 = 0.8 -> clip 2 is short's,
+    # which splits long's clips into two segments with the same subtitle index.
+    al = align_subtitles([Subtitle(0, 9, "long"), Subtitle(3.2, 4.4, "short")], num_clips=6)
+    np.testing.assert_array_equal(al.clip_to_subtitle, [0, 0, 1, 0, 0, 0])
+    assert [(k, c.tolist()) for k, c in al.segments] == [(0, [0, 1]), (1, [2]), (0, [3, 4, 5])]
+
+
+def test_alignment_segments_cover_every_clip_once():
+    rng = np.random.default_rng(0)
+    starts = np.sort(rng.uniform(0, 60, 15))
+    subs = [Subtitle(float(s), float(s + rng.uniform(0.2, 6)), str(i)) for i, s in enumerate(starts)]
+    al = align_subtitles(subs, num_clips=40)
+    joined = np.concatenate([c for _, c in al.segments])
+    np.testing.assert_array_equal(joined, np.arange(40))
+    for k, clips in al.segments:
+        assert (al.clip_to_subtitle[clips] == k).all()
+        assert k >= 0 or len(clips) <= 5

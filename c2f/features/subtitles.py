@@ -81,8 +81,16 @@ class SubtitleAlignment:
 
 def align_subtitles(subs: list[Subtitle], num_clips: int, clip_seconds: float = 1.5) -> SubtitleAlignment:
     """HERO rule: subtitle [s, e] covers clips floor(s/cs) .. ceil(e/cs)-1; each clip goes to the one
-    covering subtitle with the highest temporal IoU; unmatched clips form their own segments.
-    Without subtitles the video is split into groups of 5 clips with no text (index -1)."""
+    covering subtitle with the highest temporal IoU (ties: the earlier subtitle); clips no subtitle
+    covers are unmatched (-1). Without subtitles the video is split into groups of 5 clips with no
+    text (index -1).
+
+    Segments are runs of consecutive clips with the same owner, in time order, and every clip is in
+    exactly one segment: the cross-modal transformer runs once per segment on [its clips ; its
+    subtitle's tokens] (no tokens for -1). Runs of unmatched clips are cut into pieces of at most 5.
+    A subtitle whose clips are interrupted by a tighter subtitle's clip gives two segments with the
+    same index (rare; each still sees its own clips only).
+    """
     owner = np.full(num_clips, -1, dtype=np.int64)
     best = np.zeros(num_clips)
     for k, sub in enumerate(subs):
