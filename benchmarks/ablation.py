@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,12 +18,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from c2f.data.synthetic import make_synthetic
+from c2f.data.synthetic import make_synthetic, subtitled_inputs
 from c2f.model import VideoInput, get_config, video_only_segments
 from c2f.model.inference import Corpus
 from c2f.train import TrainSettings, train_model
+from c2f.train.pretrain import PretrainSettings, pretrain_model
 
-VARIANTS = {"base": ("base", False), "fusion": ("fusion", False), "fusion+aug": ("fusion", True)}
+VARIANTS = {
+    "base": ("base", False),
+    "fusion": ("fusion", False),
+    "fusion+aug": ("fusion", True),
+    "fusion+aug+pt": ("fusion", True),
+}
 KEYS = {
     "VCMR": ["0.5-r1", "0.7-r1", "0.7-r5", "0.7-r10"],
     "SVMR": ["0.5-r1", "0.7-r1", "0.7-r5"],
@@ -31,7 +38,10 @@ KEYS = {
 
 
 def run(variant: str, seed: int, args) -> dict:
-    data = make_synthetic(num_videos=args.videos, num_concepts=20, seed=seed)
+    pt = variant.endswith("+pt")
+    data = make_synthetic(
+        num_videos=args.videos, num_concepts=20, seed=seed, extra_videos=args.pt_videos if pt else 0
+    )
     names = list(data.videos)
     corpus = Corpus(
         names,
@@ -51,6 +61,17 @@ def run(variant: str, seed: int, args) -> dict:
         hard_negative_after=args.steps // 2,
         seed=seed,
     )
+    init = None
+    if pt:  # HERO's four tasks on the unannotated extra videos (with subtitles), then fine-tune from them
+        init = Path(tempfile.mkdtemp(prefix="c2f-pt-"))
+        pretrain_model(
+            cfg,
+            subtitled_inputs(data),
+            PretrainSettings(steps=args.pt_steps, lr=args.lr, seed=seed),
+            out_dir=init,
+            data_note="ablation",
+            progress=False,
+        )
     res = train_model(
         cfg,
         corpus,
@@ -60,6 +81,7 @@ def run(variant: str, seed: int, args) -> dict:
         [data.tokens(q.desc) for q in data.val],
         settings,
         progress=False,
+        init_checkpoint=init,
     )
     return {t: {k: res.best_metrics[t][k] for k in KEYS[t]} for t in KEYS}
 
@@ -72,6 +94,8 @@ def main() -> None:
     ap.add_argument("--config", default="tiny")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--pt-videos", type=int, default=600, help="unannotated videos with subtitles for +pt")
+    ap.add_argument("--pt-steps", type=int, default=600)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     seeds = [int(s) for s in args.seeds.split(",")]

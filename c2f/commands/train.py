@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--resume", action="store_true", help="continue from --out/resume.safetensors")
+    p.add_argument("--init", help="start from a pre-trained checkpoint (`c2f pretrain`); recorded in the new one")
     p.set_defaults(func=run)
 
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         feature_settings=feature_settings,
         text_encoder=text_spec,
         resume=args.resume,
+        init_checkpoint=args.init,
     )
     print(json.dumps({"best_val": result.best_metrics, "checkpoint": f"{args.out}/best"}, indent=1))
     return 0

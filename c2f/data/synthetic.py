@@ -59,6 +59,9 @@ class SyntheticVCMR:
     word_vectors: dict[str, np.ndarray]  # word -> (Dt,)
     clip_seconds: float = 1.5
     extra_videos: dict[str, np.ndarray] = field(default_factory=dict)  # unannotated (pre-training)
+    extra_subtitles: dict[str, list[tuple[int, int, str]]] = field(
+        default_factory=dict
+    )  # (first, last clip, text)
 
     @property
     def token_dim(self) -> int:
@@ -142,13 +145,35 @@ def make_synthetic(
                     type="v",
                 )
             )
-    extra = {}
+    extra, extra_subs = {}, {}
     for v in range(extra_videos):
+        # unannotated videos whose subtitles name what is on screen (HERO pre-training material)
         blocks = [[int(x)] for x in rng.choice(num_concepts, size=4, replace=False)]
-        extra[f"extra_{v:04d}"] = render(blocks)[0]
+        feats, spans = render(blocks)
+        extra[f"extra_{v:04d}"] = feats
+        extra_subs[f"extra_{v:04d}"] = [
+            (i, j, concepts[b[0]]) for (i, j), b in zip(spans, blocks, strict=True)
+        ]
     # split by video so that validation videos are unseen
     names = list(videos)
     val_names = set(rng.choice(names, size=int(len(names) * val_fraction), replace=False).tolist())
     train = [q for q in queries if q.vid_name not in val_names]
     val = [q for q in queries if q.vid_name in val_names]
-    return SyntheticVCMR(videos, train, val, words, extra_videos=extra)
+    return SyntheticVCMR(videos, train, val, words, extra_videos=extra, extra_subtitles=extra_subs)
+
+
+def subtitled_inputs(data: SyntheticVCMR):
+    """The unannotated videos as model inputs: one f_cross segment per subtitle (its event), the
+    remaining clips in text-less groups of 5 (HERO)."""
+    from c2f.model.c2f import VideoInput
+
+    out = []
+    for name, feats in data.extra_videos.items():
+        segments, covered = [], np.zeros(len(feats), bool)
+        for i, j, text in data.extra_subtitles[name]:
+            segments.append((np.arange(i, j + 1), data.tokens(text)))
+            covered[i : j + 1] = True
+        rest = np.flatnonzero(~covered)
+        segments += [(rest[s : s + 5], None) for s in range(0, len(rest), 5)]
+        out.append(VideoInput(feats, segments))
+    return out

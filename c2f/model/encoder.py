@@ -62,6 +62,9 @@ class HeroEncoder(nn.Module):
         self.token_pos = nn.Embedding(cfg.max_tokens + 2, d)
         self.type_emb = nn.Embedding(2, d)  # 0 = clip, 1 = text
         self.sep = nn.Parameter(torch.zeros(d))
+        # pre-training (MFM / MLM): what a masked clip or token is replaced with
+        self.frame_mask_emb = nn.Parameter(torch.zeros(d))
+        self.token_mask_emb = nn.Parameter(torch.zeros(d))
         self.emb_norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
         self.cross = transformer(cfg, cfg.cross_layers)
@@ -82,20 +85,35 @@ class HeroEncoder(nn.Module):
     def _positions(self, n: int, table: nn.Embedding, device: torch.device) -> torch.Tensor:
         return table(torch.arange(n, device=device).clamp(max=table.num_embeddings - 1))
 
-    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:  # (S, L, Dt) -> (S, L, d)
-        x = (
-            self.token_in(tokens)
-            + self._positions(tokens.shape[1], self.token_pos, tokens.device)
-            + self.type_emb.weight[1]
-        )
+    def embed_tokens(self, tokens: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(S, L, Dt) -> (S, L, d); `token_mask` (S, L) positions get the mask embedding (MLM)."""
+        t = self.token_in(tokens)
+        if token_mask is not None:
+            t = torch.where(token_mask[..., None], self.token_mask_emb.to(t.dtype), t)
+        x = t + self._positions(tokens.shape[1], self.token_pos, tokens.device) + self.type_emb.weight[1]
         return self.drop(self.emb_norm(x))
 
-    def encode_videos(self, vb: VideoBatch) -> torch.Tensor:
-        """-> V_temp (B, N, d)."""
+    def encode_videos(
+        self,
+        vb: VideoBatch,
+        frame_mask: torch.Tensor | None = None,
+        token_mask: torch.Tensor | None = None,
+        order: torch.Tensor | None = None,
+        return_tokens: bool = False,
+    ):
+        """-> V_temp (B, N, d). Pre-training hooks: `frame_mask` (B, N) clips replaced by the mask
+        embedding and zeroed in the residual branch (MFM); `token_mask` (S, Lt) subtitle tokens
+        replaced by the mask embedding (MLM); `order` (B, N) permutation of the clip contents before
+        the temporal transformer, positions added after it (FOM). With `return_tokens`, also the
+        f_cross outputs of the subtitle tokens (S, Lt, d)."""
         b, n, _ = vb.feats.shape
         dev = vb.feats.device
         pos = self._positions(n, self.clip_pos, dev)  # (N, d)
-        frames = self.frame_in(vb.feats) + pos + self.type_emb.weight[0]  # (B, N, d)
+        raw = vb.feats if frame_mask is None else vb.feats.masked_fill(frame_mask[..., None], 0.0)
+        frames = self.frame_in(raw)
+        if frame_mask is not None:
+            frames = torch.where(frame_mask[..., None], self.frame_mask_emb.to(frames.dtype), frames)
+        frames = frames + pos + self.type_emb.weight[0]  # (B, N, d)
         frames = self.drop(self.emb_norm(frames)).reshape(b * n, -1)  # (B*N, d)
         # one f_cross pass per segment: [its clips ; SEP ; its tokens]
         s, lc = vb.seg_clips.shape
@@ -103,18 +121,25 @@ class HeroEncoder(nn.Module):
         seg_frames = frames[vb.seg_clips.clamp(min=0)] * clip_valid[..., None]  # (S, Lc, d)
         sep = self.sep.expand(s, 1, -1)
         toks = (
-            self.embed_tokens(vb.seg_tokens)
+            self.embed_tokens(vb.seg_tokens, token_mask)
             if vb.seg_tokens.shape[1]
             else vb.seg_tokens.new_zeros(s, 0, frames.shape[1])
         )
         seq = torch.cat([seg_frames, sep, toks], dim=1)  # (S, Lc + 1 + Lt, d)
         valid = torch.cat([clip_valid, clip_valid.new_ones(s, 1), vb.seg_token_mask], dim=1)
-        out = self.cross(seq, src_key_padding_mask=~valid)[:, :lc]  # (S, Lc, d)
+        cross_out = self.cross(seq, src_key_padding_mask=~valid)  # (S, Lc + 1 + Lt, d)
+        out = cross_out[:, :lc]  # (S, Lc, d)
         v_cross = frames.new_zeros(b * n, frames.shape[1])
         v_cross[vb.seg_clips[clip_valid]] = out[clip_valid]  # back on the timeline
         v_cross = v_cross.view(b, n, -1)
-        x = self.residual(vb.feats) + v_cross + self._positions(n, self.temp_pos, dev)  # (B, N, d)
-        return self.temporal(self.temp_norm(x), src_key_padding_mask=~vb.mask)
+        content = self.residual(raw) + v_cross  # (B, N, d)
+        if order is not None:
+            content = content.gather(1, order[..., None].expand_as(content))
+        x = content + self._positions(n, self.temp_pos, dev)
+        v_temp = self.temporal(self.temp_norm(x), src_key_padding_mask=~vb.mask)
+        if return_tokens:
+            return v_temp, cross_out[:, lc + 1 :]
+        return v_temp
 
     def encode_queries(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (B, L, Dt), mask (B, L) -> q (B, d), contextual token states (B, L, d)."""

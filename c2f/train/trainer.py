@@ -68,6 +68,23 @@ def _state_tensors(
     return out
 
 
+def load_pretrained(model: C2FModel, checkpoint: str | Path) -> dict[str, Any]:
+    """Start from a pre-trained checkpoint: every tensor whose name and shape match is copied (a
+    different localizer keeps its fresh weights). Returns what the new checkpoint records."""
+    from c2f.model.checkpoint import load_checkpoint
+
+    pre, meta = load_checkpoint(checkpoint, "cpu")
+    own = model.state_dict()
+    copied = {k: v for k, v in pre.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(copied, strict=False)
+    return {
+        "checkpoint": str(checkpoint),
+        "tensors_copied": len(copied),
+        "tensors_total": len(own),
+        "pretrain": meta.get("extra", {}).get("pretrain"),
+    }
+
+
 def train_model(
     cfg: C2FConfig,
     corpus: Corpus,
@@ -81,6 +98,7 @@ def train_model(
     text_encoder: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
+    init_checkpoint: str | Path | None = None,
 ) -> TrainResult:
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
@@ -88,6 +106,9 @@ def train_model(
     torch.manual_seed(settings.seed)
     dev = pick_device(settings.device)
     model = C2FModel(cfg).to(dev)
+    init_info = None
+    if init_checkpoint is not None:
+        init_info = load_pretrained(model, init_checkpoint)
     opt = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
     )
@@ -195,7 +216,12 @@ def train_model(
                             model,
                             feature_settings,
                             text_encoder or {},
-                            {"step": step + 1, "val_metrics": best, "train": asdict(settings)},
+                            {
+                                "step": step + 1,
+                                "val_metrics": best,
+                                "train": asdict(settings),
+                                "init": init_info,
+                            },
                         )
             history.append(entry)
             if out:
@@ -210,6 +236,6 @@ def train_model(
             model,
             feature_settings,
             text_encoder or {},
-            {"step": settings.steps, "val_metrics": best, "train": asdict(settings)},
+            {"step": settings.steps, "val_metrics": best, "train": asdict(settings), "init": init_info},
         )
     return TrainResult(model, best, history)
