@@ -42,6 +42,10 @@ class TVRQuery:
         return d
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _check_row(
     row: object, known_videos: Mapping[str, float] | None, clip_seconds: float
 ) -> tuple[TVRQuery | None, str | None]:
@@ -51,7 +55,11 @@ def _check_row(
     if missing:
         return None, f"missing key(s) {missing}"
     ts = row["ts"]
-    if not (isinstance(ts, (list, tuple)) and len(ts) == 2 and all(isinstance(t, (int, float)) for t in ts)):
+    if not isinstance(row["desc_id"], (int, str)) or isinstance(row["desc_id"], bool):
+        return None, f"desc_id must be an integer or a string, got {row['desc_id']!r}"
+    if not isinstance(row["vid_name"], str) or not row["vid_name"]:
+        return None, f"vid_name must be a non-empty string, got {row['vid_name']!r}"
+    if not (isinstance(ts, (list, tuple)) and len(ts) == 2 and all(_is_number(t) for t in ts)):
         return None, f"ts must be [start, end] in seconds, got {ts!r}"
     st, ed = float(ts[0]), float(ts[1])
     if not (math.isfinite(st) and math.isfinite(ed)):
@@ -62,22 +70,24 @@ def _check_row(
         return None, f"ts start {st} is after its end {ed}"
     vid = row["vid_name"]
     duration = row.get("duration")
-    if known_videos is not None:
-        if vid not in known_videos:
-            return None, f"unknown video {vid!r}"
-        duration = known_videos[vid] if duration is None else duration
-    if duration is None:
+    if known_videos is not None and vid not in known_videos:
+        return None, f"unknown video {vid!r}"
+    if duration is None and known_videos is None:
         return None, "no duration (and the video is not known)"
-    duration = float(duration)
-    if ed > duration + clip_seconds:
-        return None, f"ts end {ed} is beyond the video's duration {duration}"
+    if duration is not None and not (_is_number(duration) and math.isfinite(duration) and duration > 0):
+        return None, f"duration must be a positive number of seconds, got {duration!r}"
+    # the known length of the video (when given) is what ts must fit in, up to one clip
+    limit = float(known_videos[vid]) if known_videos is not None else float(duration)
+    duration = limit if duration is None else float(duration)
+    if ed > limit + clip_seconds:
+        return None, f"ts end {ed} is beyond the video's duration {limit}"
     qtype = row.get("type")
     if qtype is not None and qtype not in QUERY_TYPES:
         return None, f"type must be one of {QUERY_TYPES}, got {qtype!r}"
     desc = row["desc"]
     if not isinstance(desc, str) or not desc.strip():
         return None, "desc is empty"
-    return TVRQuery(row["desc_id"], desc, str(vid), duration, (st, ed), qtype), None
+    return TVRQuery(row["desc_id"], desc, vid, duration, (st, ed), qtype), None
 
 
 def load_annotations(

@@ -46,7 +46,9 @@ def temporal_iou_spans(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def temporal_nms(spans: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
-    """Greedy NMS: indices kept, best first; a span is dropped when IoU > threshold with a kept one."""
+    """Greedy NMS: indices kept, best first; a span is dropped when IoU > threshold with a kept one
+    (as TVR/HERO's temporal_nms; their max(ed) - min(st) "union" equals the true union whenever
+    the spans overlap, so the decisions are the same)."""
     order = np.argsort(-scores, kind="stable")
     iou = temporal_iou_spans(spans, spans)
     keep: list[int] = []
@@ -68,26 +70,28 @@ def corpus_moments(
     nms_iou: float = 0.5,
     top_n: int = 100,
 ) -> list[tuple[int, float, float, float]]:
-    """per_video: (video_idx, st_prob (N,), ed_prob (N,), video_score, clip_times (N, 2)).
-    Returns [(video_idx, st_sec, ed_sec, score)] best first: top max_before_nms over the corpus,
-    NMS per video, then top_n."""
-    cands = []
+    """per_video: (video_idx, st_prob (N,), ed_prob (N,), video_score, clip_times (N, 2) seconds).
+    Returns [(video_idx, st_sec, ed_sec, score)] best first: the max_before_nms best spans over the
+    corpus (HERO's scores), greedy NMS among the spans of each video, then the top_n."""
+    vids, starts, ends, scores = [], [], [], []
     for vidx, st, ed, vs, times in per_video:
         i, j, s = top_moments(moment_scores(st, ed, vs, alpha, min_len, max_len), max_before_nms)
-        cands += [
-            (float(sc), vidx, float(times[a, 0]), float(times[b, 1]))
-            for a, b, sc in zip(i, j, s, strict=True)
-        ]
-    cands.sort(key=lambda c: -c[0])
-    cands = cands[:max_before_nms]
-    out = []
-    for vidx in {c[1] for c in cands}:
-        mine = [c for c in cands if c[1] == vidx]
-        spans = np.array([[c[2], c[3]] for c in mine])
-        keep = temporal_nms(spans, np.array([c[0] for c in mine]), nms_iou)
-        out += [mine[k] for k in keep]
-    out.sort(key=lambda c: -c[0])
-    return [(v, st, ed, sc) for sc, v, st, ed in out[:top_n]]
+        vids.append(np.full(len(s), vidx, dtype=np.int64))
+        starts.append(np.asarray(times)[i, 0])
+        ends.append(np.asarray(times)[j, 1])
+        scores.append(s)
+    if not scores or not sum(map(len, scores)):
+        return []
+    vid, st_sec, ed_sec, score = (np.concatenate(x) for x in (vids, starts, ends, scores))  # (M,) each
+    top = np.argsort(-score, kind="stable")[:max_before_nms]
+    vid, st_sec, ed_sec, score = vid[top], st_sec[top], ed_sec[top], score[top]
+    kept = []
+    for v in np.unique(vid):
+        mine = np.flatnonzero(vid == v)
+        kept.append(mine[temporal_nms(np.stack([st_sec[mine], ed_sec[mine]], 1), score[mine], nms_iou)])
+    kept_idx = np.concatenate(kept)
+    kept_idx = kept_idx[np.argsort(-score[kept_idx], kind="stable")][:top_n]
+    return [(int(vid[k]), float(st_sec[k]), float(ed_sec[k]), float(score[k])) for k in kept_idx.tolist()]
 
 
 def vslnet_argmax(st_prob: np.ndarray, ed_prob: np.ndarray, max_len: int | None = None) -> tuple[int, int]:

@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
 from c2f.data.tvr import TVRQuery
+from c2f.errors import C2FError
 from c2f.eval.predictions import TASKS, TVRPredictions
 
 IOU_THDS = (0.5, 0.7)
@@ -42,27 +44,45 @@ def _pct(x: float) -> float | None:
 @dataclass
 class _TaskMatrix:
     matched: np.ndarray  # (Q, P) bool: prediction on the right video
+    iou: np.ndarray  # (Q, P) float32: temporal IoU, 0 on a wrong video or past a query's predictions
     correct: dict[float, np.ndarray]  # iou_thd -> (Q, P) bool
 
 
+def _flat_predictions(preds_per_query: list[list]) -> np.ndarray:
+    """(total, 3) float32 [video_idx, st, ed] of every query's predictions, in order."""
+    flat = list(chain.from_iterable(preds_per_query))
+    try:
+        widths = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
+        if (widths == 4).all():  # the official layout: one C-level pass over every number
+            arr = np.fromiter(chain.from_iterable(flat), np.float32, count=4 * len(flat))
+            return arr.reshape(-1, 4)[:, :3]
+        if (widths >= 3).all():
+            return np.array([p[:3] for p in flat], dtype=np.float32).reshape(-1, 3)
+    except (ValueError, TypeError):
+        pass
+    raise C2FError("every prediction must be [video_idx, st, ed, score] with numbers")
+
+
 def _task_matrix(entries: list[dict], video2idx: dict[str, int], gt: list[TVRQuery]) -> _TaskMatrix:
-    by_id = {e["desc_id"]: e for e in entries}
-    q = len(gt)
-    matched = np.zeros((q, MAX_PRED), bool)
-    correct = {t: np.zeros((q, MAX_PRED), bool) for t in IOU_THDS}
-    for row, g in enumerate(gt):
-        entry = by_id.get(g.desc_id)
-        preds = [p[:3] for p in entry["predictions"]][:MAX_PRED] if entry else []
-        if not preds:
-            continue
-        info = np.asarray(preds, dtype=np.float32)  # (n, 3)
-        n = len(info)
-        m = info[:, 0] == video2idx.get(g.vid_name, -1)
-        iou = temporal_iou(info[:, 1:3], np.asarray(g.ts, dtype=np.float32)) * m
-        matched[row, :n] = m
-        for t in IOU_THDS:
-            correct[t][row, :n] = iou >= np.float32(t)
-    return _TaskMatrix(matched, correct)
+    by_id = {e["desc_id"]: e["predictions"] for e in entries}
+    preds = [by_id.get(g.desc_id, []) for g in gt]
+    preds = [p if len(p) <= MAX_PRED else p[:MAX_PRED] for p in preds]
+    counts = np.fromiter(map(len, preds), dtype=np.int64, count=len(gt))  # (Q,)
+    info = _flat_predictions(preds)  # (total, 3)
+    rows = np.repeat(np.arange(len(gt)), counts)  # (total,) query row of each prediction
+    cols = np.arange(len(info)) - np.repeat(np.cumsum(counts) - counts, counts)  # rank - 1
+    right_vid = np.array([video2idx.get(g.vid_name, -1) for g in gt], dtype=np.float32)  # (Q,)
+    gt_ts = np.array([g.ts for g in gt], dtype=np.float32).reshape(-1, 2)  # (Q, 2)
+    m = info[:, 0] == right_vid[rows]
+    g = gt_ts[rows]
+    inter = np.maximum(np.float32(0), np.minimum(info[:, 2], g[:, 1]) - np.maximum(info[:, 1], g[:, 0]))
+    union = np.maximum(info[:, 2], g[:, 1]) - np.minimum(info[:, 1], g[:, 0])
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union != 0) * m
+    matched = np.zeros((len(gt), MAX_PRED), bool)
+    iou_mat = np.zeros((len(gt), MAX_PRED), np.float32)
+    matched[rows, cols] = m
+    iou_mat[rows, cols] = iou
+    return _TaskMatrix(matched, iou_mat, {t: iou_mat >= np.float32(t) for t in IOU_THDS})
 
 
 def _hits(task: str, tm: _TaskMatrix, k: int, thd: float | None) -> np.ndarray:
@@ -77,7 +97,10 @@ def _hits(task: str, tm: _TaskMatrix, k: int, thd: float | None) -> np.ndarray:
 
 
 def compute_metrics(predictions: TVRPredictions, annotations: list[TVRQuery]) -> dict:
-    gt = list({q.desc_id: q for q in annotations}.values())
+    """The official evaluator's metrics dict for every task present in `predictions`."""
+    gt = list(annotations)
+    if len({q.desc_id for q in gt}) != len(gt):
+        raise C2FError("the ground truth lists a desc_id twice")
     use_types = all(q.type in TYPES for q in gt)
     types = np.array([q.type for q in gt]) if use_types else None
     out: dict = {}
@@ -126,28 +149,35 @@ def per_query_outcomes(
     k: int = 10,
     task: str = "VCMR",
 ) -> list[QueryOutcome]:
-    """Error analysis: for each query, where its video came and how well the span fits."""
-    by_id = {e["desc_id"]: e for e in predictions.tasks.get(task, [])}
+    """Error analysis, for each query: where its video first came among the first 100 predictions,
+    the best IoU on it among the first k, and whether the query is a hit at (iou_thd, k), found its
+    video within k but no good span ("right video, wrong span"), or not ("wrong video")."""
+    if task not in predictions.tasks:
+        raise C2FError(f"the predictions hold no {task} list (they have {sorted(predictions.tasks)})")
+    if k < 1:
+        raise C2FError(f"k must be at least 1, got {k}")
+    tm = _task_matrix(predictions.tasks[task], predictions.video2idx, annotations)
+    any_match = tm.matched.any(1)  # (Q,)
+    first_match = tm.matched.argmax(1)  # (Q,)
+    top_iou = tm.iou[:, :k]  # (Q, k)
+    best_col = top_iou.argmax(1)  # (Q,) first of the best
+    best = top_iou.max(1)  # (Q,)
+    hit = best >= np.float32(iou_thd)
+    video_in_k = tm.matched[:, :k].any(1)
     out = []
-    for g in annotations:
-        entry = by_id.get(g.desc_id)
-        preds = [p[:3] for p in entry["predictions"]][:MAX_PRED] if entry else []
-        rank, best, best_rank = None, 0.0, None
-        if preds:
-            info = np.asarray(preds, dtype=np.float32)
-            m = info[:, 0] == predictions.video2idx.get(g.vid_name, -1)
-            if m.any():
-                rank = int(np.argmax(m)) + 1
-            iou = temporal_iou(info[:, 1:3], np.asarray(g.ts, dtype=np.float32)) * m
-            top = iou[:k]
-            if len(top) and top.max() > 0:
-                best_rank = int(top.argmax()) + 1
-                best = float(top.max())
-        if best >= np.float32(iou_thd) and best_rank is not None:
-            kind = "hit"
-        elif rank is not None and rank <= k:
-            kind = "right video, wrong span"
-        else:
-            kind = "wrong video"
-        out.append(QueryOutcome(g.desc_id, g.desc, g.vid_name, rank, best, best_rank, kind))
+    for r, g in enumerate(annotations):
+        rank = int(first_match[r]) + 1 if any_match[r] else None
+        has_best = bool(best[r] > 0)
+        kind = "hit" if hit[r] and has_best else "right video, wrong span" if video_in_k[r] else "wrong video"
+        out.append(
+            QueryOutcome(
+                g.desc_id,
+                g.desc,
+                g.vid_name,
+                rank,
+                float(best[r]),
+                int(best_col[r]) + 1 if has_best else None,
+                kind,
+            )
+        )
     return out

@@ -24,12 +24,14 @@ class TVRPredictions:
 
 
 def write_predictions(preds: TVRPredictions, path: str | Path) -> Path:
+    """Write the official JSON layout; returns the path."""
     path = Path(path)
     path.write_text(json.dumps(preds.to_json()), encoding="utf-8")
     return path
 
 
 def read_predictions(path: str | Path) -> TVRPredictions:
+    """Read and validate a prediction file; C2FError says what is wrong with a malformed one."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -39,10 +41,15 @@ def read_predictions(path: str | Path) -> TVRPredictions:
 
 
 def parse_predictions(data: object, where: str = "predictions") -> TVRPredictions:
+    """Validate the structure of a decoded prediction file (numbers are checked when scoring)."""
     if not isinstance(data, dict) or not isinstance(data.get("video2idx"), dict):
         raise C2FError(
             f"{where}: a prediction file is an object with 'video2idx' and task lists (VCMR/SVMR/VR)"
         )
+    video2idx = data["video2idx"]
+    bad = [k for k, v in video2idx.items() if not isinstance(v, int) or isinstance(v, bool)]
+    if bad:
+        raise C2FError(f"{where}: video2idx maps video names to integers; {bad[0]!r} is not")
     tasks = {}
     for task in TASKS:
         if task not in data:
@@ -50,13 +57,21 @@ def parse_predictions(data: object, where: str = "predictions") -> TVRPrediction
         entries = data[task]
         if not isinstance(entries, list):
             raise C2FError(f"{where}: {task} must be a list")
+        seen = set()
         for n, e in enumerate(entries):
             if not isinstance(e, dict) or "desc_id" not in e or not isinstance(e.get("predictions"), list):
                 raise C2FError(f"{where}: {task}[{n}] needs 'desc_id' and a 'predictions' list")
-            for p in e["predictions"][:1]:
-                if not isinstance(p, (list, tuple)) or len(p) < 3:
-                    raise C2FError(f"{where}: {task}[{n}] predictions are [video_idx, st, ed, score] lists")
+            if not isinstance(e["desc_id"], (int, str)):
+                raise C2FError(f"{where}: {task}[{n}] desc_id must be an integer or a string")
+            if e["desc_id"] in seen:
+                raise C2FError(f"{where}: {task} lists desc_id {e['desc_id']!r} twice")
+            seen.add(e["desc_id"])
+            if not all(isinstance(p, (list, tuple)) and len(p) >= 3 for p in e["predictions"]):
+                raise C2FError(
+                    f"{where}: {task}[{n}] (desc_id {e['desc_id']!r}): predictions are "
+                    "[video_idx, st, ed, score] lists"
+                )
         tasks[task] = entries
     if not tasks:
         raise C2FError(f"{where}: no task (VCMR, SVMR or VR) in the prediction file")
-    return TVRPredictions(video2idx={str(k): int(v) for k, v in data["video2idx"].items()}, tasks=tasks)
+    return TVRPredictions(video2idx=dict(video2idx), tasks=tasks)
