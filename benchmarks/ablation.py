@@ -19,8 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from c2f.data.synthetic import make_synthetic, subtitled_inputs
-from c2f.model import VideoInput, get_config, video_only_segments
-from c2f.model.inference import Corpus
+from c2f.model import get_config
 from c2f.train import TrainSettings, train_model
 from c2f.train.pretrain import PretrainSettings, pretrain_model
 
@@ -42,12 +41,7 @@ def run(variant: str, seed: int, args) -> dict:
     data = make_synthetic(
         num_videos=args.videos, num_concepts=20, seed=seed, extra_videos=args.pt_videos if pt else 0
     )
-    names = list(data.videos)
-    corpus = Corpus(
-        names,
-        [VideoInput(data.videos[n], video_only_segments(len(data.videos[n]))) for n in names],
-        [len(data.videos[n]) * 1.5 for n in names],
-    )
+    corpus = data.corpus()
     localizer, aug = VARIANTS[variant]
     cfg = get_config(
         args.config, video_dim=data.video_dim, token_dim=data.token_dim, localizer=localizer, augment=aug

@@ -23,7 +23,7 @@ from c2f.model import (
     save_checkpoint,
     video_only_segments,
 )
-from c2f.model.inference import Corpus, pad_tokens
+from c2f.model.inference import pad_tokens
 from c2f.model.localizers import ContextQueryAttention
 from c2f.train import TrainSettings, train_model
 from c2f.train.augment import OPS, augment, draw_ops
@@ -172,15 +172,6 @@ def test_augmentation_split_and_shapes():
     assert not torch.equal(y, x)
 
 
-def synthetic_corpus(data):
-    names = list(data.videos)
-    return Corpus(
-        names,
-        [VideoInput(data.videos[n], video_only_segments(len(data.videos[n]))) for n in names],
-        [len(data.videos[n]) * 1.5 for n in names],
-    )
-
-
 def test_synthetic_benchmark_needs_token_order():
     data = make_synthetic(num_videos=20, seed=1)
     by_video = {}
@@ -199,7 +190,7 @@ def test_training_really_learns(tmp_path):
     cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion")
     result = train_model(
         cfg,
-        synthetic_corpus(data),
+        data.corpus(),
         data.train,
         [data.tokens(q.desc) for q in data.train],
         data.val,
@@ -217,7 +208,7 @@ def test_training_really_learns(tmp_path):
     # resuming continues from the saved step instead of starting over
     more = train_model(
         cfg,
-        synthetic_corpus(data),
+        data.corpus(),
         data.train,
         [data.tokens(q.desc) for q in data.train],
         [],

@@ -18,9 +18,7 @@ from c2f.model import (
     build_video_batch,
     get_config,
     load_checkpoint,
-    video_only_segments,
 )
-from c2f.model.inference import Corpus
 from c2f.train import TrainSettings, train_model
 from c2f.train.pretrain import (
     PretrainHeads,
@@ -120,12 +118,7 @@ def test_pretraining_learns_and_fine_tuning_records_it(tmp_path):
     assert set(summary["tasks"]) == {"mlm", "mfm", "fom", "vsm"}
     for task in ("mlm", "mfm", "fom"):
         assert summary["last_loss"][task] < summary["first_loss"][task], summary
-    names = list(data.videos)
-    corpus = Corpus(
-        names,
-        [VideoInput(data.videos[n], video_only_segments(len(data.videos[n]))) for n in names],
-        [len(data.videos[n]) * 1.5 for n in names],
-    )
+    corpus = data.corpus()
     train_model(
         cfg,
         corpus,

@@ -5,20 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
-
-
-def collect_videos(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expanded (recursively) to the video files they hold."""
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-        else:
-            found.append(p)
-    return found
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="extract clip features of videos into a folder")
@@ -48,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
     from c2f.features import get_preset
     from c2f.features.extract import ExtractOutcome, extract_to_dir
+    from c2f.video.files import find_videos
 
     settings = get_preset(args.preset)
-    videos = collect_videos(args.inputs)
+    videos = find_videos(args.inputs)
     out = Path(args.out)
     if not videos:
         print(f"no video files found in {' '.join(args.inputs)}")

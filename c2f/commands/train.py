@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--resume", action="store_true", help="continue from --out/resume.safetensors")
-    p.add_argument("--init", help="start from a pre-trained checkpoint (`c2f pretrain`); recorded in the new one")
+    p.add_argument(
+        "--init", help="start from a pre-trained checkpoint (`c2f pretrain`); recorded in the new one"
+    )
     p.set_defaults(func=run)
 
 
@@ -34,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from c2f.data.synthetic import make_synthetic
     from c2f.data.tvr import load_annotations
     from c2f.errors import C2FError
-    from c2f.model import VideoInput, get_config, video_only_segments
-    from c2f.model.inference import Corpus
+    from c2f.model import get_config
     from c2f.train import TrainSettings, train_model
 
     settings = TrainSettings(
@@ -50,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.synthetic:
         data = make_synthetic(num_videos=args.synthetic_videos, num_concepts=20, seed=args.seed)
-        names = list(data.videos)
-        corpus = Corpus(
-            names,
-            [VideoInput(data.videos[n], video_only_segments(len(data.videos[n]))) for n in names],
-            [len(data.videos[n]) * 1.5 for n in names],
-        )
+        corpus = data.corpus()
         text_spec = {"kind": "words", "vectors": {w: v.tolist() for w, v in data.word_vectors.items()}}
         cfg = get_config(
             args.config,

@@ -71,6 +71,17 @@ class SyntheticVCMR:
     def video_dim(self) -> int:
         return next(iter(self.videos.values())).shape[1]
 
+    def corpus(self):
+        """The annotated videos as a model corpus (video only: groups of 5 clips, no subtitles)."""
+        from c2f.model.c2f import VideoInput, video_only_segments
+        from c2f.model.inference import Corpus
+
+        names = list(self.videos)
+        videos = [VideoInput(self.videos[n], video_only_segments(len(self.videos[n]))) for n in names]
+        return Corpus(
+            names, videos, [len(self.videos[n]) * self.clip_seconds for n in names], self.clip_seconds
+        )
+
     def tokens(self, text: str) -> np.ndarray:
         """(L, Dt): <s> words </s>."""
         words = ["<s>", *text.split(), "</s>"]

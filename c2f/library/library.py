@@ -38,6 +38,7 @@ from c2f.errors import C2FError, FeatureFileError, FeatureMismatchError, Library
 from c2f.features import ClipFeatures, FeatureSettings, get_preset, load_features, save_features
 from c2f.library.catalog import Catalog, VideoRecord
 from c2f.search.zero_shot import clip_stream_vectors, zero_shot_fingerprint
+from c2f.video.files import find_videos
 
 if TYPE_CHECKING:
     from c2f.index import ClipIndex
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "clip-only"  # fast CPU indexing; enough for the zero-shot backend
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 INDEX_SAVE_EVERY_S = 10.0  # while adding, save the index at most this often (and at the end)
 FEATURE_CACHE_SIZE = 256
 
@@ -86,18 +86,6 @@ def open_library(root: str | Path | None = None, device: str | None = None) -> L
             f"no library at {path}: add videos with `python -m c2f index PATH --library {path}`"
         )
     return Library(path, device=device)
-
-
-def find_videos(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (kept even when missing, so they are reported); folders searched recursively."""
-    found: list[Path] = []
-    for item in paths:
-        p = Path(item)
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-        else:
-            found.append(p)
-    return found
 
 
 def _file_sha256(path: Path) -> str:

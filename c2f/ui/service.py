@@ -14,11 +14,11 @@ from pathlib import Path
 
 from c2f.errors import C2FError, LibraryError, VideoError
 from c2f.library import Library
-from c2f.library.library import VIDEO_EXTENSIONS
 from c2f.search import list_checkpoints, load_backend
 from c2f.search.types import Moment, SearchResult
 from c2f.ui.media import cut_span, thumbnail
 from c2f.video import probe_video
+from c2f.video.files import VIDEO_EXTENSIONS
 
 SUBTITLE_EXTENSIONS = {".srt", ".vtt"}
 
