@@ -141,7 +141,8 @@ def extract_features(
     per_clip = max(settings.clip_frames_per_clip, settings.s3d_frames_per_clip if s3d_enc else 1)
     clip_pos = _even_positions(settings.clip_frames_per_clip, per_clip)
     s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if s3d_enc else None
-    group = clips_per_batch or (8 if s3d_enc else 64)
+    # small groups keep the decoder a group ahead of the encoder (overlap), large enough to batch well
+    group = clips_per_batch or (8 if s3d_enc else 16)
 
     clip_vecs, s3d_vecs = [], []
     done = 0
