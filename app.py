@@ -7,7 +7,6 @@ Run: python app.py [--host 0.0.0.0] [--port 7860] [--library DIR] [--mode zero-s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from c2f.errors import C2FError
+from c2f.eval.predictions import write_predictions
 from c2f.ui.examples import ASSETS, ensure_examples, example_annotations, example_queries
 from c2f.ui.plots import results_figure
 from c2f.ui.service import AppConfig, AppService
@@ -89,10 +89,9 @@ def build_demo(service: AppService) -> gr.Blocks:
         return outcome.summary(), library_rows(mode), video_choices(mode)
 
     def add_examples(mode, progress=gr.Progress()):
+        videos = ensure_examples()
         return index_files(
-            [str(p) for p in ensure_examples()] + [str(p.with_suffix(".srt")) for p in ensure_examples()],
-            mode,
-            progress,
+            [str(p) for p in videos] + [str(p.with_suffix(".srt")) for p in videos], mode, progress
         )
 
     def remove_video(video_id, mode):
@@ -140,27 +139,16 @@ def build_demo(service: AppService) -> gr.Blocks:
             fail(exc)
         for _, why in ev.skipped[:5]:
             gr.Warning(why)
-        table = []
-        for task in ("VCMR", "SVMR", "VR"):
-            for key, val in ev.metrics[task].items():
-                table.append([task, key, val])
-        for task, val in ev.metrics["AveR"].items():
-            table.append([task, "AveR", val])
-        outcomes = [
-            [o.desc_id, o.desc, o.vid_name, o.rank_of_right_video or "-", round(o.best_iou, 3), o.kind]
-            for o in ev.outcomes
-        ]
-        out = Path(tempfile.mkdtemp(prefix="c2f-pred-")) / "tvr_predictions.json"
-        out.write_text(json.dumps(ev.predictions.to_json()))
-        first = show_query(ev, 0)
-        return table, outcomes, str(out), ev, first
+        out = write_predictions(
+            ev.predictions, Path(tempfile.mkdtemp(prefix="c2f-pred-")) / "tvr_predictions.json"
+        )
+        return ev.metric_rows(), ev.outcome_rows(), str(out), ev, show_query(ev, 0)
 
     def show_query(ev, row):
         if ev is None or not ev.queries:
             return None
-        q = ev.queries[row]
-        gt_video = ev.gt_videos[q.desc_id]
-        return results_figure([gt_video], {gt_video.video_id: q.ts})
+        video, gt = ev.query_video(row)
+        return results_figure([video], {video.video_id: gt})
 
     def select_query(ev, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index

@@ -30,6 +30,25 @@ class LibraryEvaluation:
     gt_videos: dict = field(default_factory=dict)  # desc_id -> VideoResult of the right video
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line or 0, reason)
 
+    def metric_rows(self) -> list[list]:
+        """[task, metric, value %] for every official metric, then VALUE's AveR per task."""
+        rows = [
+            [task, key, val] for task in ("VCMR", "SVMR", "VR") for key, val in self.metrics[task].items()
+        ]
+        return rows + [[task, "AveR", val] for task, val in self.metrics["AveR"].items()]
+
+    def outcome_rows(self) -> list[list]:
+        """[desc_id, query, video, rank of the right video, best IoU, failure kind] per query."""
+        return [
+            [o.desc_id, o.desc, o.vid_name, o.rank_of_right_video or "-", round(o.best_iou, 3), o.kind]
+            for o in self.outcomes
+        ]
+
+    def query_video(self, row: int) -> tuple[VideoResult, tuple[float, float]]:
+        """The right video's curves for the query on `row`, and its ground-truth span."""
+        q = self.queries[row]
+        return self.gt_videos[q.desc_id], q.ts
+
 
 def _video_names(library) -> dict[str, object]:
     names = {}
