@@ -108,7 +108,7 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
             [
                 c.frames
                 for c in iter_frames(
-                    video, fps=per_clip / s.clip_seconds, short_side=short, backend="ffmpeg", info=info
+                    video, fps=per_clip / s.clip_seconds, short_side=short, info=info
                 )
             ]
         )
@@ -128,6 +128,7 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--video", type=Path, help="time this video instead of a generated 640x360 one")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--presets", default="default,clip-only,fast")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the CI machines have 2 cores)")
@@ -141,8 +142,10 @@ def main() -> None:
         return
     presets = {}
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "bench.mp4"
-        make_test_video(video, args.seconds)
+        video = args.video or Path(tmp) / "bench.mp4"
+        if args.video is None:
+            make_test_video(video, args.seconds)
+        info = probe_video(video)
         for name in args.presets.split(","):
             # One process per preset: a clean peak RSS, and no model of another preset in memory.
             child = subprocess.run(
@@ -167,8 +170,8 @@ def main() -> None:
     result = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
         "threads": args.threads,
-        "video_seconds": args.seconds,
-        "video_size": "640x360",
+        "video_seconds": round(info.duration, 2),
+        "video_size": f"{info.width}x{info.height}",
         "weights": "random (full-size architectures; timing does not depend on weight values)",
         "repeats": args.repeats,
         "presets": presets,

@@ -97,3 +97,21 @@ def test_missing_clip_weights_name_file_and_both_places(tmp_path, monkeypatch):
 def test_unknown_weights_name():
     with pytest.raises(MissingWeightsError, match="known weights name"):
         resolve_weights("clip:ViT-H-14:nope")
+
+
+def test_cpu_bfloat16_encoders_agree_with_float32(monkeypatch):
+    """bf16 weights (the CPU fast path) change embeddings by rounding only."""
+    frames = np.random.default_rng(3).integers(0, 255, (4, 64, 96, 3), dtype=np.uint8)
+    clips = np.random.default_rng(4).integers(0, 255, (2, 8, 64, 96, 3), dtype=np.uint8)
+    out = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("C2F_CPU_BF16", flag)
+        clip = ClipEncoder(TINY.clip_model, "random", "cpu")
+        s3d = S3DEncoder("random", TINY.s3d_image_size, "cpu")
+        assert clip.dtype == s3d.dtype == (torch.bfloat16 if flag == "1" else torch.float32)
+        text = clip.encode_text(["she hands him the keys"])
+        img, vid = clip.encode_images(frames), s3d.encode_clips(clips)
+        assert img.dtype == vid.dtype == text.pooled.dtype == torch.float32
+        out[flag] = (img, text.pooled, torch.nn.functional.normalize(vid, dim=-1))
+    for a, b in zip(out["0"], out["1"], strict=True):
+        assert (a * b).sum(-1).min() > 0.999

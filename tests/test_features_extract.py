@@ -53,7 +53,7 @@ def test_text_embedding_pooled_and_tokens():
     # the pooled vector is the projected end-token state
     eot = emb.mask.sum(1) - 1
     model = enc.model
-    proj = emb.tokens[torch.arange(3), eot] @ model.text_projection.detach()
+    proj = emb.tokens[torch.arange(3), eot] @ model.text_projection.detach().float()
     torch.testing.assert_close(torch.nn.functional.normalize(proj, dim=-1), emb.pooled, atol=1e-5, rtol=1e-4)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from c2f.device import autocast_dtype, pick_device
+from c2f.device import autocast_dtype, encoder_weight_dtype, pick_device
 from c2f.weights import resolve_weights
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -48,7 +48,9 @@ class ClipEncoder:
         else:
             path = resolve_weights(f"clip:{arch}:{weights}")
             model = open_clip.create_model(arch, pretrained=str(path), **pretrained_kwargs(arch, weights))
-        self.model = model.eval().to(self.device)
+        # bfloat16 weights on a CPU with native bf16 (~4x faster), float32 + autocast on CUDA
+        self.dtype = encoder_weight_dtype(self.device)
+        self.model = model.eval().to(self.device, self.dtype)
         self.tokenizer = open_clip.get_tokenizer(arch)
         pcfg = dict(self.model.visual.preprocess_cfg)
         if weights != "random":  # the tag's normalisation wins, as when open_clip loads by tag
@@ -76,8 +78,12 @@ class ClipEncoder:
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (T, H, W, 3) -> normalised (T, 3, S, S): resize short side (bicubic) + centre crop."""
-        x = torch.as_tensor(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        return resize_center_crop(x, self.image_size).sub_(self.mean).div_(self.std)
+        x = torch.as_tensor(frames).to(self.device).permute(0, 3, 1, 2)  # uint8 (T, 3, H, W)
+        h, w = x.shape[-2:]
+        if min(h, w) == self.image_size:  # decoded at the right size already: crop before converting
+            x = center_crop(x, self.image_size)
+        x = x.float().div_(255.0)
+        return resize_center_crop(x, self.image_size).sub_(self.mean).div_(self.std).to(self.dtype)
 
     @torch.inference_mode()
     def encode_images(self, frames: np.ndarray | torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -129,5 +135,11 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp_(0, 1)
-    top, left = (nh - size) // 2, (nw - size) // 2
+    return center_crop(x, size)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., H, W) -> (..., size, size) around the centre; H, W >= size."""
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
     return x[..., top : top + size, left : left + size]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from c2f.device import autocast_dtype, pick_device
+from c2f.device import autocast_dtype, encoder_weight_dtype, pick_device
 from c2f.encoders.clip import resize_center_crop
 from c2f.weights import resolve_weights
 
@@ -33,7 +33,8 @@ class S3DEncoder:
             model.load_state_dict(_load_state_dict(resolve_weights(f"s3d:{weights}")))
         # Only the feature trunk is used; the classifier is dropped. Folding each BatchNorm into
         # its convolution gives the same outputs (to float rounding) for ~10 % less CPU time.
-        self.features = fold_batchnorm(model.features.eval()).to(self.device)
+        self.dtype = encoder_weight_dtype(self.device)  # bfloat16 on a CPU with native bf16 (~1.8x)
+        self.features = fold_batchnorm(model.features.eval()).to(self.device, self.dtype)
         if self.device.type == "cpu":
             self.features = self.features.to(memory_format=torch.channels_last_3d)
         self.mean = torch.tensor(KINETICS_MEAN, device=self.device).view(1, 3, 1, 1, 1)
@@ -50,7 +51,7 @@ class S3DEncoder:
             x = x.flatten(0, 1).permute(0, 3, 1, 2).float().div_(255.0)  # (b*T, 3, H, W)
             x = resize_center_crop(x, self.image_size)
             x = x.view(b, t, 3, self.image_size, self.image_size).permute(0, 2, 1, 3, 4)  # (b, 3, T, S, S)
-            x = ((x - self.mean) / self.std).contiguous(
+            x = ((x - self.mean) / self.std).to(self.dtype).contiguous(
                 memory_format=torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
             )
             with torch.autocast(self.device.type, dtype=self._amp, enabled=self._amp is not None):

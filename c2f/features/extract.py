@@ -43,25 +43,37 @@ def _even_positions(count: int, within: int) -> np.ndarray:
     return np.floor((np.arange(count) + 0.5) * within / count).astype(np.int64)
 
 
+def _group_sizes(group: int, first: int) -> Iterator[int]:
+    """A small first group (the encoder waits for it: nothing to overlap with yet), then `group`."""
+    yield min(first, group)
+    while True:
+        yield group
+
+
 def _clip_groups(
-    path: str, settings: FeatureSettings, info, per_clip: int, n_clips: int, group: int
+    path: str, settings: FeatureSettings, info, per_clip: int, n_clips: int, group: int, first_group: int
 ) -> Iterator[np.ndarray]:
     """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame."""
     fps = per_clip / settings.clip_seconds
     short = max(settings.clip_image_size, settings.s3d_image_size if settings.uses_s3d else 0)
+    sizes = _group_sizes(group, first_group)
+    size = next(sizes)
     pending: list[np.ndarray] = []
     have = 0
     emitted = 0
     last = None
-    for chunk in iter_frames(path, fps=fps, short_side=short, chunk_frames=per_clip * group, info=info):
-        pending.append(chunk.frames)
-        have += len(chunk.frames)
-        last = chunk.frames[-1]
-        while have >= per_clip * group and emitted + group <= n_clips:
+    # chunks as small as the first group, so that group arrives as soon as it is decoded
+    chunk = per_clip * min(first_group, group)
+    for part in iter_frames(path, fps=fps, short_side=short, chunk_frames=chunk, info=info):
+        pending.append(part.frames)
+        have += len(part.frames)
+        last = part.frames[-1]
+        while have >= per_clip * size and emitted + size <= n_clips:
             frames = np.concatenate(pending)
-            take = per_clip * group
-            yield frames[:take].reshape(group, per_clip, *frames.shape[1:])
-            pending, have, emitted = [frames[take:]], have - take, emitted + group
+            take = per_clip * size
+            yield frames[:take].reshape(size, per_clip, *frames.shape[1:])
+            pending, have, emitted = [frames[take:]], have - take, emitted + size
+            size = next(sizes)
     if emitted < n_clips and last is not None:
         frames = np.concatenate(pending) if pending else np.zeros((0, *last.shape), np.uint8)
         need = (n_clips - emitted) * per_clip
@@ -143,10 +155,11 @@ def extract_features(
     s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if s3d_enc else None
     # small groups keep the decoder a group ahead of the encoder (overlap), large enough to batch well
     group = clips_per_batch or (8 if s3d_enc else 16)
+    first_group = max(1, group // 4)
 
     clip_vecs, s3d_vecs = [], []
     done = 0
-    for clips in _prefetch(_clip_groups(str(path), settings, info, per_clip, n_clips, group)):
+    for clips in _prefetch(_clip_groups(str(path), settings, info, per_clip, n_clips, group, first_group)):
         g = len(clips)  # clips: (g, per_clip, H, W, 3)
         img = clip_enc.encode_images(clips[:, clip_pos].reshape(-1, *clips.shape[2:]))  # (g*c, d)
         img = F.normalize(img.view(g, len(clip_pos), -1).mean(1), dim=-1)  # (g, d)

@@ -103,6 +103,15 @@ def iter_frames(
 _pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="c2f-decord")
 
 
+def decode_threads() -> int:
+    """Decoder threads: C2F_DECODE_THREADS, else up to 4 (frame threading; decoding is the
+    bottleneck once the encoders run in bfloat16 or on a GPU)."""
+    forced = os.environ.get("C2F_DECODE_THREADS")
+    if forced:
+        return max(1, int(forced))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def _call_with_timeout(fn, timeout_s: float):
     fut = _pool.submit(fn)
     try:
@@ -122,7 +131,7 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
         raise _DecoderFailed(f"rotated video ({info.rotation} degrees)")
     ow, oh = output_size(info, short_side)
     vr = _call_with_timeout(
-        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=1), timeout_s
+        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=decode_threads()), timeout_s
     )
     n = len(vr)
     if n == 0:
