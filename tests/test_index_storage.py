@@ -10,7 +10,7 @@ import pytest
 
 import c2f.index.clip_index as clip_index_module
 from c2f.index import ClipIndex, ClipIndexError, brute_force_top_videos, measure_recall
-from c2f.index.segments import MAX_SEGMENT, build_segments
+from c2f.index.clip_index import float16_copy_error
 
 
 def shot_corpus(rng, videos, dim=32, max_clips=80):
@@ -37,23 +37,17 @@ def assert_same(hits, ref):
     assert clips == ref_clips
 
 
-def test_segments_cover_every_clip_once_and_bound_their_clips():
+def test_float16_copy_error_bound_holds():
+    """The exact search's certificate rests on ||x - fp16(x)|| <= float16_copy_error(d)."""
+    import faiss
+
     rng = np.random.default_rng(0)
-    corpus = shot_corpus(rng, 20)
-    x = np.concatenate(list(corpus.values()))
-    lengths = np.array([len(v) for v in corpus.values()])
-    seg = build_segments(x, lengths)
-    assert seg.length.max() <= MAX_SEGMENT
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    covered = np.concatenate(
-        [starts[v] + o + np.arange(n) for v, o, n in zip(seg.video, seg.offset, seg.length, strict=True)]
-    )
-    np.testing.assert_array_equal(np.sort(covered), np.arange(len(x)))
-    for q in rng.normal(size=(5, 32)):
-        q = q / np.linalg.norm(q)
-        bound = seg.centroid @ q + seg.radius
-        clip_scores = x[covered] @ q
-        assert (np.repeat(bound, seg.length) >= clip_scores).all()
+    for dim in (8, 32, 512):
+        x = rng.normal(size=(2000, dim)) * rng.choice([1e-6, 1.0], size=(2000, dim), p=[0.1, 0.9])
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        back = sq.sa_decode(sq.sa_encode(x))
+        assert np.linalg.norm(back - x, axis=1).max() <= float16_copy_error(dim)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -82,13 +76,48 @@ def test_float16_storage_is_exact_for_the_stored_vectors(seed):
     assert index.memory_bytes()["vectors"] * 2 == full.memory_bytes()["vectors"]
 
 
-@pytest.mark.parametrize("gather_fraction", [0.0, 1.0])
-def test_exact_search_in_small_scan_steps(monkeypatch, gather_fraction):
-    """Many pruning steps (tiny scan chunks), or the sequential scan of every clip, still give the
-    brute-force ranking."""
-    monkeypatch.setattr(clip_index_module, "_SCAN_ROWS", 7)
-    monkeypatch.setattr(clip_index_module, "_GATHER_FRACTION", gather_fraction)
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize(("first_depth", "threads"), [(4, 1), (64, 1), (4, 3), (64, 2)])
+def test_certified_scan_equals_brute_force(monkeypatch, storage, first_depth, threads):
+    """Shallow first scans, deepened by small steps, certify the brute-force ranking: most queries
+    end at a certificate (no full scan) and the answers are the same whichever way they end,
+    with the rows scanned in one piece or in ranges on parallel threads."""
+    monkeypatch.setattr(clip_index_module, "_SCAN_THREADS", threads)
+    monkeypatch.setattr(clip_index_module, "_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(clip_index_module, "_scan_pool", None)
+    monkeypatch.setattr(clip_index_module, "_FIRST_DEPTH", first_depth)
+    monkeypatch.setattr(clip_index_module, "_DEPTH_PER_VIDEO", 1)
+    monkeypatch.setattr(clip_index_module, "_DEPTH_GROWTH", 2)
+    monkeypatch.setattr(clip_index_module, "_FULL_SCAN_FRACTION", 0.5)
+    full_scans = []
+    original = ClipIndex._flat_maxima
+    monkeypatch.setattr(ClipIndex, "_flat_maxima", lambda self, q: full_scans.append(1) or original(self, q))
     rng = np.random.default_rng(4)
+    corpus = shot_corpus(rng, 150)
+    index = ClipIndex(32, storage=storage)
+    index.add_many(corpus)
+    stored = {
+        key: index.vectors()[s : s + len(v)].astype(np.float32)
+        for key, v, s in zip(corpus, corpus.values(), index.storage_layout()[1], strict=True)
+    }
+    queries = 0
+    for q in rng.normal(size=(8, 32)).astype(np.float32):
+        q /= np.linalg.norm(q)
+        for k in (1, 10, 40):
+            hits = index.search_videos(q, k)[0]
+            queries += 1
+            ref = sorted(stored, key=lambda key: (-(stored[key] @ q).max(), key))[:k]
+            assert [h.video_key for h in hits] == ref
+            np.testing.assert_allclose(
+                [h.score for h in hits], [(stored[key] @ q).max() for key in ref], atol=1e-5
+            )
+    assert len(full_scans) < queries / 2
+
+
+def test_full_scan_fallback_equals_brute_force(monkeypatch):
+    monkeypatch.setattr(clip_index_module, "_SCAN_ROWS", 7)  # many small steps of the full scan
+    monkeypatch.setattr(clip_index_module, "_FULL_SCAN_FRACTION", 0.0)
+    rng = np.random.default_rng(5)
     corpus = shot_corpus(rng, 150)
     index = ClipIndex(32)
     index.add_many(corpus)
@@ -109,7 +138,7 @@ def test_one_by_one_updates_equal_a_fresh_build():
     kept = {k: v for k, v in corpus.items() if k not in removed}
     fresh = ClipIndex(32)
     fresh.add_many(kept)
-    assert index.num_segments == fresh.num_segments and index.num_clips == fresh.num_clips
+    assert index.num_clips == fresh.num_clips
     assert sorted(index.video_keys()) == sorted(kept)
     queries = rng.normal(size=(4, 32)).astype(np.float32)
     assert index.search_videos(queries, 12) == fresh.search_videos(queries, 12)
@@ -126,7 +155,7 @@ def test_save_load_round_trip(tmp_path, storage):
     index.save(tmp_path)
     back = ClipIndex.load(tmp_path)
     assert (back.storage, back.kind, back.fingerprint) == (storage, "exact", "clip-b32")
-    assert back.video_keys() == index.video_keys() and back.num_segments == index.num_segments
+    assert back.video_keys() == index.video_keys() and back.memory_bytes() == index.memory_bytes()
     q = rng.normal(size=(3, 32)).astype(np.float32)
     assert back.search_videos(q, 9) == index.search_videos(q, 9)
     key = index.video_keys()[3]
@@ -153,13 +182,18 @@ def test_load_detects_a_sidecar_that_does_not_match(tmp_path, edit, message):
         ClipIndex.load(tmp_path)
 
 
-def test_approximate_index_follows_adds_and_removes():
+@pytest.mark.parametrize("shards", [1, 3])
+def test_approximate_index_follows_adds_and_removes(monkeypatch, shards):
+    """PQ codes in one or several row ranges stay aligned with the stored rows through updates."""
+    monkeypatch.setattr(clip_index_module, "_SCAN_THREADS", shards)
+    monkeypatch.setattr(clip_index_module, "_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(clip_index_module, "_scan_pool", None)
     rng = np.random.default_rng(11)
     corpus = shot_corpus(rng, 200)
     index = ClipIndex(32, kind="approximate")
     index.add_many(dict(list(corpus.items())[:150]))
     queries = rng.normal(size=(20, 32)).astype(np.float32)
-    assert measure_recall(index, queries, 10) >= 0.9  # also builds the IVF
+    assert measure_recall(index, queries, 10) >= 0.9  # also builds the PQ codes
     later = dict(list(corpus.items())[150:])
     index.add_many(later)
     gone = list(corpus)[:50]
@@ -171,8 +205,8 @@ def test_approximate_index_follows_adds_and_removes():
     found = {h.video_key for hits in index.search_videos(queries, 10) for h in hits}
     assert not found & set(gone)
     assert measure_recall(index, queries, 10) >= 0.9
-    index.approx_segments = index.num_segments  # every list probed, every segment proposed: exact
-    index.approx_nprobe = 1 << 20
+    assert len(index._pq_shards) == shards and index._pq.ntotal == index.num_clips
+    index.approx_proposals = index.approx_refined = index.num_clips  # every clip rescored: exact
     assert measure_recall(index, queries, 10) == 1.0
 
 

@@ -1,23 +1,28 @@
 """Clip index: faiss IndexIDMap2 over L2-normalised clip vectors, exact video ranking by max over clips.
 
 Ids are int64 `video_key << CLIP_BITS | clip`, so the sidecar only needs the video keys and counts.
-Exact top-k videos (paper Eq. 3) without scanning every clip: every video is cut into segments of
-consecutive clips with a centroid and a radius (c2f/index/segments.py), whose bound q.c + r is >=
-every clip score of the segment. Segments are scored exactly in decreasing bound order until the
-k-th best video score reaches the next bound, so the result equals brute-force max-pooling whatever
-the data; it is fast when the clips of a segment are close (consecutive clips of real videos), and
-about a flat scan when they are not (then every clip is its own segment, with radius 0).
-Approximate mode (large collections): a faiss IVF over the [centroid, radius] rows proposes the
-segments with the largest bounds; they are scored exactly. Its recall is measured, not assumed
+
+Exact top-k videos (paper Eq. 3), certified rather than assumed: a faiss scan of a float16 copy of
+the clips (the stored vectors themselves under float16 storage) returns the `depth` best clips;
+those are rescored exactly and pooled per video. Every clip not returned scores at most the
+depth-th scan score plus the float16 rounding bound, so once the k-th best video score is above
+that, no other video can enter the top k and the ranking equals brute-force max-pooling whatever
+the data. Otherwise the depth grows, ending in a full sequential scan.
+
+Approximate mode (large collections): a 4-bit product-quantisation fast-scan index over every clip
+proposes clips, the best proposals are rescored exactly on the stored vectors (faiss IndexRefine),
+and videos are ranked by their best rescored clip. Its recall is measured, not assumed
 (`measure_recall`).
 Storage "float16" halves memory; results are then exact for the stored (float16-rounded) vectors.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +30,6 @@ import faiss
 import numpy as np
 
 from c2f.errors import C2FError
-from c2f.index.segments import Segments, build_segments
 
 CLIP_BITS = 20  # up to ~1M clips per video (a 1.5 s grid: 18 days)
 MAX_VIDEO_KEY = (1 << (63 - CLIP_BITS)) - 1
@@ -33,10 +37,62 @@ FORMAT_VERSION = 2  # 2 added "storage"; version 1 files (float32) still load
 APPROX_MIN_VIDEOS = 50_000  # kind="auto" searches approximately from this many videos on
 STORAGES = ("float32", "float16")
 KINDS = ("auto", "exact", "approximate")
-_SCAN_ROWS = 32_768  # clips scored per step of the exact search (bounds its temporaries)
-# Gathering scattered segments costs about 3x a sequential scan per clip: when the bounds leave
-# more than this fraction of all clips to score, one sequential scan of everything is faster.
-_GATHER_FRACTION = 0.3
+_FIRST_DEPTH = 1024  # clips the exact search scans for first ...
+_DEPTH_PER_VIDEO = 64  # ... and at least this many per requested video
+_DEPTH_GROWTH = 8  # an uncertified scan is repeated this much deeper ...
+_FULL_SCAN_FRACTION = 0.25  # ... until it would return this fraction of all clips: then scan all
+_SCAN_ROWS = 262_144  # rows per step of a full sequential scan (bounds its temporaries)
+# faiss scans for one query on one thread: split the rows into this many ranges (one thread each)
+# from _PARALLEL_MIN_ROWS rows on.
+_SCAN_THREADS = max(1, min(8, os.cpu_count() or 1))
+_PARALLEL_MIN_ROWS = 65_536
+_scan_pool: ThreadPoolExecutor | None = None
+# Float32 arithmetic of a unit-vector inner product (d products summed) is off by < d * 2^-24,
+# under 3.1e-5 for d <= 512; 1e-4 covers it for any dimension we use.
+_SCORE_SLACK = 1e-4
+
+
+def _scan_top(index: faiss.Index, q: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+    """Rows of the (about) `depth` best scan scores of `q`, and a score no row left out exceeds.
+
+    Large indexes are scanned as contiguous row ranges in parallel threads (faiss skips rows outside
+    an IDSelectorRange and releases the GIL); each range returns its own `depth` best, all kept.
+    """
+    global _scan_pool
+    n = index.ntotal
+    parts = _SCAN_THREADS if n >= _PARALLEL_MIN_ROWS else 1
+    if parts == 1:
+        scores, rows = index.search(q[None], depth)
+        return rows[0][rows[0] >= 0], float(scores[0, -1]) if rows[0, -1] >= 0 else -np.inf
+    if _scan_pool is None:
+        _scan_pool = ThreadPoolExecutor(_SCAN_THREADS, thread_name_prefix="c2f-scan")
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+
+    def scan_range(i: int) -> tuple[np.ndarray, np.ndarray]:
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorRange(int(bounds[i]), int(bounds[i + 1]))
+        scores, rows = index.search(q[None], depth, params=params)
+        return scores[0], rows[0]
+
+    results = list(_scan_pool.map(scan_range, range(parts)))
+    rows = np.concatenate([r[r >= 0] for _, r in results])
+    # A range that returned fewer than `depth` rows returned all of its rows: it leaves none out.
+    floor = max((float(s[-1]) for s, r in results if r[-1] >= 0), default=-np.inf)
+    return rows, floor
+
+
+def float16_copy_error(dim: int) -> float:
+    """Bound on ||x - fp16(x)|| for a unit vector x: 2^-11 relative per component when rounding
+    (2^-10 taken, in case a conversion truncates), plus 2^-24 absolute per subnormal component."""
+    return 2.0**-10 + dim**0.5 * 2.0**-24
+
+
+def _pq_subquantizers(dim: int) -> int | None:
+    """4-bit PQ fast scan with 4 dimensions per subquantizer (64 bytes for 512-d), or None."""
+    for m in range(dim // 4, 1, -1):
+        if dim % m == 0 and m % 2 == 0:
+            return m
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,16 +136,19 @@ class ClipIndex:
         self._lengths = np.zeros(0, np.int64)  # (V,)
         self._starts = np.zeros(0, np.int64)  # (V,)
         self._ordinal: dict[int, int] = {}
-        self._segments = Segments.empty(dim)
-        self._segment_rows = np.zeros(0, np.int64)  # (S,) first storage row of each segment
-        self._ivf: faiss.Index | None = None  # approximate proposals, built on first use
-        self._ivf_trained_on = 0
-        self._ivf_quantizer: faiss.Index | None = None
-        self._id_order: np.ndarray | None = None  # argsort of segment ids, for IVF id lookups
-        # Approximate search settings: IVF lists probed (None: a quarter of them, at least 16)
-        # and segments proposed per query (at least 32 per requested video).
-        self.approx_nprobe: int | None = None
-        self.approx_segments = 1024
+        # Float16 copy that the exact search scans (float32 storage only; float16 storage scans
+        # itself), in storage order: row i of it is row i of the stored vectors.
+        self._scan_copy: faiss.Index | None = _storage_index(dim, "float16") if storage == "float32" else None
+        # Approximate proposals, built on first use: PQ fast-scan shards over contiguous row ranges
+        # (searched in parallel threads by faiss.IndexShards, which does not own them).
+        self._pq: faiss.IndexShards | None = None
+        self._pq_shards: list[faiss.Index] = []
+        self._pq_trained_on = 0
+        # Approximate search: clips proposed by the PQ scan per query, of which the best
+        # `approx_refined` are rescored exactly (at least 128 per requested video). Measured on
+        # 100k synthetic videos (6M clips): video recall@10 1.0 at ~35 ms (BENCHMARKS.md).
+        self.approx_proposals = 65_536
+        self.approx_refined = 4096
 
     # --- state ---------------------------------------------------------------------------------
     def vectors(self) -> np.ndarray:
@@ -112,10 +171,6 @@ class ClipIndex:
     def num_clips(self) -> int:
         return int(self._faiss.ntotal)
 
-    @property
-    def num_segments(self) -> int:
-        return len(self._segments)
-
     def __contains__(self, video_key: int) -> bool:
         return int(video_key) in self._ordinal
 
@@ -132,27 +187,34 @@ class ClipIndex:
         return {str(k): int(n) for k, n in zip(self._keys.tolist(), self._lengths.tolist(), strict=True)}
 
     def memory_bytes(self) -> dict[str, int]:
-        """Resident bytes by part (raw vectors, faiss id maps, segment bounds, approximate index)."""
-        n, s = self.num_clips, self.num_segments
+        """Resident bytes by part (stored vectors, faiss id maps, float16 scan copy, PQ codes)."""
+        n = self.num_clips
         code = 2 * self.dim if self.storage == "float16" else 4 * self.dim
         parts = {
             "vectors": n * code,
             "ids": n * (8 + 48),  # id_map + IndexIDMap2's hash map (~48 B per entry)
-            "segments": s * (4 * self.dim + 4 + 3 * 8 + 8),
+            "scan_copy": n * 2 * self.dim if self._scan_copy is not None else 0,
         }
-        if self._ivf is not None:
-            parts["approximate"] = s * (2 * (self.dim + 1) + 8) + self._ivf.nlist * 4 * (self.dim + 1)
+        if self._pq is not None:
+            code = self._pq_shards[0].code_size
+            parts["approximate"] = n * code + len(self._pq_shards) * 16 * self.dim * 4  # codes + codebooks
         return parts
 
     def _changed(self) -> None:
         self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]]).astype(np.int64)
         self._ordinal = {int(k): i for i, k in enumerate(self._keys)}
-        self._segment_rows = self._starts[self._segments.video] + self._segments.offset
-        self._id_order = None
 
-    def _segment_ids(self, segments: Segments, keys: np.ndarray) -> np.ndarray:
-        """Stable segment ids: the faiss id of the segment's first clip."""
-        return (keys[segments.video] << CLIP_BITS) | segments.offset
+    def _scan_index(self) -> faiss.Index:
+        """The float16 index the exact search scans (labels are storage rows)."""
+        return self._scan_copy if self._scan_copy is not None else faiss.downcast_index(self._faiss.index)
+
+    def _scan_error(self) -> float:
+        """Bound on |exact score - scan score| beyond arithmetic: the float16 copy's rounding."""
+        return float16_copy_error(self.dim) if self._scan_copy is not None else 0.0
+
+    def _video_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """(R,) video ordinal owning each storage row."""
+        return np.searchsorted(self._starts, rows, side="right") - 1
 
     # --- updates ---------------------------------------------------------------------------------
     def _check_vectors(self, video_key: int, vectors: np.ndarray) -> np.ndarray:
@@ -193,20 +255,19 @@ class ClipIndex:
         ids = np.concatenate(
             [(k << CLIP_BITS) + np.arange(n, dtype=np.int64) for k, n in zip(keys, lengths, strict=True)]
         )
-        old_rows, old_videos = self.num_clips, self.num_videos
-        self._faiss.add_with_ids(np.concatenate(list(checked.values())), ids)
-        # Bounds from the stored values (float16-rounded if so stored).
-        new = build_segments(self.vectors()[old_rows:], lengths)
-        new.video += old_videos
+        vectors = np.concatenate(list(checked.values()))
+        self._faiss.add_with_ids(vectors, ids)
+        if self._scan_copy is not None:
+            self._scan_copy.add(vectors)
+        if self._pq is not None:
+            if self.num_clips > 4 * self._pq_trained_on:
+                self._drop_pq()  # grown too much for its codebooks: retrain on next use
+            else:
+                self._pq_shards[-1].add(vectors)  # rows are appended: they belong to the last range
+                self._pq.syncWithSubIndexes()
         self._keys = np.concatenate([self._keys, keys])
         self._lengths = np.concatenate([self._lengths, lengths])
-        self._segments = Segments.concat([self._segments, new])
         self._changed()
-        if self._ivf is not None:
-            if len(self._segments) > 4 * self._ivf_trained_on:
-                self._ivf = None  # grown too much for its clusters: retrain on next use
-            else:
-                self._ivf.add_with_ids(_bound_rows(new), self._segment_ids(new, self._keys))
 
     def remove(self, video_key: int) -> None:
         if int(video_key) not in self._ordinal:
@@ -218,16 +279,22 @@ class ClipIndex:
         ids = np.concatenate(
             [(self._keys[i] << CLIP_BITS) + np.arange(self._lengths[i], dtype=np.int64) for i in gone]
         )
+        rows = np.concatenate([self._starts[i] + np.arange(self._lengths[i], dtype=np.int64) for i in gone])
         self._faiss.remove_ids(faiss.IDSelectorBatch(ids))  # keeps the order of the other rows
+        # The row-labelled copies drop the same rows, also keeping the order of the others.
+        if self._scan_copy is not None:
+            self._scan_copy.remove_ids(faiss.IDSelectorBatch(rows))
+        if self._pq is not None:
+            first = 0
+            for shard in self._pq_shards:
+                size = shard.ntotal
+                local = rows[(rows >= first) & (rows < first + size)] - first
+                if len(local):
+                    shard.remove_ids(faiss.IDSelectorBatch(local))
+                first += size
+            self._pq.syncWithSubIndexes()
         keep_video = np.ones(self.num_videos, bool)
         keep_video[gone] = False
-        keep_segment = keep_video[self._segments.video]
-        if self._ivf is not None:
-            dropped = self._segments.select(~keep_segment)
-            self._ivf.remove_ids(faiss.IDSelectorBatch(self._segment_ids(dropped, self._keys)))
-        new_ordinal = np.cumsum(keep_video) - 1
-        self._segments = self._segments.select(keep_segment)
-        self._segments.video = new_ordinal[self._segments.video]
         self._keys, self._lengths = self._keys[keep_video], self._lengths[keep_video]
         self._changed()
 
@@ -275,52 +342,37 @@ class ClipIndex:
         k = min(k, self.num_videos)
         return [self._search_approximate(q, k) if approx else self._search_exact(q, k) for q in qs]
 
-    def _segment_maxima(self, segs: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """(len(segs),) best clip score of each segment."""
-        lengths = self._segments.length[segs]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        rows = np.repeat(self._segment_rows[segs] - offsets, lengths) + np.arange(lengths.sum())
-        scores = self.vectors()[rows].astype(np.float32, copy=False) @ q  # (rows,)
-        return np.maximum.reduceat(scores, offsets)
-
     def _search_exact(self, q: np.ndarray, k: int) -> list[VideoHit]:
-        seg = self._segments
-        bounds = seg.centroid @ q + seg.radius  # (S,) >= every clip score of the segment
-        best = np.full(self.num_videos, -np.inf, np.float32)  # (V,) best clip score seen so far
-        # Round 1: the segments with the largest bounds give a first k-th best score (a lower
-        # bound of the true one), which rules out every segment whose bound does not exceed it.
-        first = min(len(seg), max(256, 16 * k))
-        top = np.argpartition(-bounds, first - 1)[:first] if first < len(seg) else np.arange(len(seg))
-        np.maximum.at(best, seg.video[top], self._segment_maxima(top, q))
-        kth = self._kth(best, k)
-        # Round 2: the rest above that bound, in storage order (sequential reads), in chunks; each
-        # chunk raises the k-th score and prunes the next ones further.
-        rest = np.ones(len(seg), bool)
-        rest[top] = False
-        rest = np.flatnonzero(rest & (bounds > kth))
-        if seg.length[rest].sum() > _GATHER_FRACTION * self.num_clips:
-            flat = self._flat_maxima(q)  # the bounds are too loose for this query
-            return self._final_ranking(flat, self._kth(flat, k), q, k)
-        if len(rest):
-            rows_before = np.cumsum(seg.length[rest])
-            cuts = np.searchsorted(
-                rows_before, np.arange(_SCAN_ROWS, rows_before[-1], _SCAN_ROWS), side="right"
-            )
-            for segs in np.split(rest, cuts):
-                segs = segs[bounds[segs] > kth]
-                if len(segs):
-                    np.maximum.at(best, seg.video[segs], self._segment_maxima(segs, q))
-                    kth = self._kth(best, k)
-        return self._final_ranking(best, kth, q, k)
+        n = self.num_clips
+        depth = max(_FIRST_DEPTH, _DEPTH_PER_VIDEO * k)
+        scan = self._scan_index()
+        while depth < _FULL_SCAN_FRACTION * n:  # deeper, one sequential scan of all is cheaper
+            rows, floor = _scan_top(scan, q, depth)  # best clips by the float16 scan
+            exact = self._row_scores(rows, q)
+            best = np.full(self.num_videos, -np.inf, np.float32)  # (V,) best returned clip per video
+            np.maximum.at(best, self._video_of_rows(rows), exact)
+            if np.isfinite(best).sum() >= k:
+                kth = self._kth(best, k)
+                # No clip left out scans above `floor`: its exact score is at most this.
+                unseen = floor + self._scan_error() + _SCORE_SLACK
+                if kth > unseen:  # certified: only videos with a returned clip can be in the top k
+                    return self._final_ranking(best, kth, q, k)
+            depth *= _DEPTH_GROWTH
+        flat = self._flat_maxima(q)
+        return self._final_ranking(flat, self._kth(flat, k), q, k)
+
+    def _row_scores(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """(R,) exact scores of the given storage rows (gathered in storage order)."""
+        order = np.argsort(rows)
+        scores = np.empty(len(rows), np.float32)
+        scores[order] = self.vectors()[rows[order]].astype(np.float32, copy=False) @ q
+        return scores
 
     def _flat_maxima(self, q: np.ndarray) -> np.ndarray:
         """(V,) best clip score of every video by one sequential scan of all clips."""
         x = self.vectors()
         scores = np.concatenate(
-            [
-                x[s : s + _SCAN_ROWS * 8].astype(np.float32, copy=False) @ q
-                for s in range(0, len(x), _SCAN_ROWS * 8)
-            ]
+            [x[s : s + _SCAN_ROWS].astype(np.float32, copy=False) @ q for s in range(0, len(x), _SCAN_ROWS)]
         )
         return np.maximum.reduceat(scores, self._starts)
 
@@ -340,48 +392,48 @@ class ClipIndex:
 
     # --- approximate -------------------------------------------------------------------------------
     def _search_approximate(self, q: np.ndarray, k: int) -> list[VideoHit]:
-        if self._ivf is None:
-            self._build_ivf()
-        assert self._ivf is not None
-        want = min(len(self._segments), max(self.approx_segments, 32 * k))
-        self._ivf.nprobe = min(self._ivf.nlist, self.approx_nprobe or max(16, self._ivf.nlist // 4))
-        _, ids = self._ivf.search(np.append(q, np.float32(1.0))[None], want)
-        segs = self._segments_of_ids(ids[0][ids[0] >= 0])
+        if self._pq is None and not self._build_pq():
+            return self._search_exact(q, k)  # too few clips (or an odd dimension) for PQ codebooks
+        assert self._pq is not None
+        refined = min(self.num_clips, max(self.approx_refined, 128 * k))
+        proposals = min(self.num_clips, max(self.approx_proposals, refined))
+        # PQ scores propose clips; IndexRefine rescores them on the stored vectors, keeps the best.
+        # (The wrapper is made per search: it copies ntotal when made, and the index changes.)
+        refine = faiss.IndexRefine(self._pq, faiss.downcast_index(self._faiss.index))
+        params = faiss.IndexRefineSearchParameters(k_factor=proposals / refined)
+        scores, rows = refine.search(q[None], refined, params=params)
+        keep = rows[0] >= 0
         best = np.full(self.num_videos, -np.inf, np.float32)
-        if len(segs):
-            np.maximum.at(best, self._segments.video[segs], self._segment_maxima(segs, q))
+        np.maximum.at(best, self._video_of_rows(rows[0][keep]), scores[0][keep])
         if np.isfinite(best).sum() < k:
             return self._search_exact(q, k)  # too few proposals: answer exactly
         return self._final_ranking(best, self._kth(best, k), q, k)
 
-    def _segments_of_ids(self, ids: np.ndarray) -> np.ndarray:
-        all_ids = self._segment_ids(self._segments, self._keys)
-        if self._id_order is None:
-            self._id_order = np.argsort(all_ids)
-        pos = np.searchsorted(all_ids[self._id_order], ids)
-        return self._id_order[np.minimum(pos, len(all_ids) - 1)]
+    def _build_pq(self) -> bool:
+        m = _pq_subquantizers(self.dim)
+        n = self.num_clips
+        if m is None or n < 1024:
+            return False
+        trained = faiss.IndexPQFastScan(self.dim, m, 4, faiss.METRIC_INNER_PRODUCT)
+        x = self.vectors()
+        sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, 65_536), replace=False))
+        trained.train(x[sample].astype(np.float32))
+        parts = _SCAN_THREADS if n >= _PARALLEL_MIN_ROWS else 1
+        bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+        shards = faiss.IndexShards(self.dim, True, True)  # threaded, successive ids = storage rows
+        self._pq_shards = []
+        for a, b in itertools.pairwise(bounds):
+            shard = faiss.clone_index(trained)
+            for s in range(a, b, _SCAN_ROWS):
+                shard.add(x[s : min(s + _SCAN_ROWS, b)].astype(np.float32))
+            shards.add_shard(shard)
+            self._pq_shards.append(shard)
+        shards.syncWithSubIndexes()
+        self._pq, self._pq_trained_on = shards, n
+        return True
 
-    def _build_ivf(self) -> None:
-        rows = _bound_rows(self._segments)  # (S, d + 1)
-        n = len(rows)
-        nlist = max(1, min(4096, int(np.sqrt(n))))
-        # [c, r] . [q, 1] = q.c + r: the IVF ranks segments by their exact-search bound.
-        # float16 rows: half the memory; the proposals only need the bound order roughly.
-        quantizer = faiss.IndexFlatIP(self.dim + 1)
-        ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer,
-            self.dim + 1,
-            nlist,
-            faiss.ScalarQuantizer.QT_fp16,
-            faiss.METRIC_INNER_PRODUCT,
-        )
-        sample = rows
-        if n > 64 * nlist:
-            sample = rows[np.random.default_rng(0).choice(n, size=64 * nlist, replace=False)]
-        ivf.train(sample)
-        ivf.add_with_ids(rows, self._segment_ids(self._segments, self._keys))
-        self._ivf_quantizer = quantizer  # the IVF does not own it: keep it alive as long as the IVF
-        self._ivf, self._ivf_trained_on = ivf, n
+    def _drop_pq(self) -> None:
+        self._pq, self._pq_shards, self._pq_trained_on = None, [], 0
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -457,13 +509,11 @@ class ClipIndex:
         ) != len(first):
             raise ClipIndexError(f"{d}: clip ids are not contiguous per video; rebuild the index")
         self._keys, self._lengths = keys[first], lengths.astype(np.int64)
-        self._segments = build_segments(self.vectors(), self._lengths)
+        if self._scan_copy is not None:
+            x = self.vectors()
+            for s in range(0, len(x), _SCAN_ROWS):
+                self._scan_copy.add(x[s : s + _SCAN_ROWS])
         self._changed()
-
-
-def _bound_rows(segments: Segments) -> np.ndarray:
-    """(S, d + 1) float32 rows [centroid, radius]."""
-    return np.ascontiguousarray(np.concatenate([segments.centroid, segments.radius[:, None]], axis=1))
 
 
 def measure_recall(index: ClipIndex, queries: np.ndarray, k: int = 10) -> float:
