@@ -108,11 +108,12 @@ def test_near_ties_beyond_the_float16_bound_are_ranked_exactly():
     base = rng.normal(size=64)
     corpus = {}
     for key in range(40):
-        x = base + rng.normal(size=(5, 64)) * 1e-4  # all within ~1e-4 of each other
+        # scores ~1e-4 apart: far above float32 rounding, below what the float16 scan can separate
+        x = base + rng.normal(size=(5, 64)) * 3e-3
         corpus[key] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     index = ClipIndex(64)
     index.add_many(corpus)
-    for q in (base, base + rng.normal(size=64) * 0.5):
+    for q in base + rng.normal(size=(3, 64)) * 0.5:
         q = (q / np.linalg.norm(q)).astype(np.float32)
         for k in (1, 3, 10):
             assert_same(index.search_videos(q, k)[0], brute_force_top_videos(corpus, q, k))
