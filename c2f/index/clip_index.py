@@ -42,10 +42,9 @@ _SCAN_ROWS = 262_144  # rows per step of a full float32 scan (bounds its tempora
 # _PARALLEL_MIN_ROWS clips on (faiss scans for one query on one thread).
 _SCAN_THREADS = max(1, min(8, os.cpu_count() or 1))
 _PARALLEL_MIN_ROWS = 65_536
-# When more videos than this (per requested video, or fraction of all) are left to rescore (scores
-# too close for the float16 bound to separate them), one float32 scan of every clip is cheaper.
-_RESCORE_PER_VIDEO = 4
-_RESCORE_FRACTION = 0.05
+# When more than this fraction of the videos are left to rescore (scores too close for the float16
+# bound to separate them), one float32 scan of every clip costs about the same: do that instead.
+_RESCORE_FRACTION = 0.5
 
 
 def _scores(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -335,7 +334,7 @@ class ClipIndex:
         # k videos score at least `floor` exactly; a video whose max is below it cannot be in the top k.
         floor = self._kth(maxima, k) - e
         candidates = np.flatnonzero(maxima + e >= floor)
-        if len(candidates) > max(_RESCORE_PER_VIDEO * k, _RESCORE_FRACTION * self.num_videos):
+        if len(candidates) > max(k, _RESCORE_FRACTION * self.num_videos):
             flat = self._flat_maxima(q)  # the bound cannot separate these scores: scan exactly
             return self._final_ranking(flat, self._kth(flat, k), q, k)
         best = np.full(self.num_videos, -np.inf, np.float32)
