@@ -239,3 +239,32 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="storage"):
         ClipIndex(8, storage="int8")
     assert index.num_videos == 1 and index.num_clips == 2  # failed adds changed nothing
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_approximate_index_saves_its_pq_codes(tmp_path, monkeypatch, shards):
+    """Saving builds and writes the PQ codes, loading reads them back (no rebuild at the first
+    query); a missing code file only means a rebuild on first use."""
+    monkeypatch.setattr(clip_index_module, "_SCAN_THREADS", shards)
+    monkeypatch.setattr(clip_index_module, "_PARALLEL_MIN_ROWS", 0)
+    rng = np.random.default_rng(12)
+    index = ClipIndex(32, kind="approximate", storage="float16")
+    index.add_many(shot_corpus(rng, 120))
+    index.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("clips.pq*.faiss")) == [
+        f"clips.pq{i}.faiss" for i in range(shards)
+    ]
+    queries = rng.normal(size=(6, 32)).astype(np.float32)
+    before = index.search_videos(queries, 10)
+
+    def no_rebuild(self):
+        raise AssertionError("PQ codes rebuilt although they were saved")
+
+    with monkeypatch.context() as m:
+        m.setattr(ClipIndex, "_build_pq", no_rebuild)
+        back = ClipIndex.load(tmp_path)
+        assert back.search_videos(queries, 10) == before
+        assert back.memory_bytes() == index.memory_bytes()
+    (tmp_path / "clips.pq0.faiss").unlink()
+    again = ClipIndex.load(tmp_path)
+    assert again._pq is None and again.search_videos(queries, 10) == before

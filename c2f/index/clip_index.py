@@ -351,9 +351,7 @@ class ClipIndex:
     def _flat_maxima(self, q: np.ndarray) -> np.ndarray:
         """(V,) best clip score of every video by one sequential scan of all clips."""
         x = self.vectors()
-        scores = np.concatenate(
-            [_scores(x[s : s + _SCAN_ROWS], q) for s in range(0, len(x), _SCAN_ROWS)]
-        )
+        scores = np.concatenate([_scores(x[s : s + _SCAN_ROWS], q) for s in range(0, len(x), _SCAN_ROWS)])
         return np.maximum.reduceat(scores, self._starts)
 
     @staticmethod
@@ -418,9 +416,19 @@ class ClipIndex:
     # --- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write index + sidecar into new files, then rename: readers never see half an index.
-        The sidecar goes last; `load` checks that both agree."""
+        The sidecar goes last; `load` checks that both agree. An index that searches
+        approximately also saves its PQ codes (built now if need be: indexing, not the first
+        query after loading, pays for them)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        if self.use_approximate() and self._pq is None:
+            self._build_pq()
+        tmp_shards = []
+        for shard in self._pq_shards:
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".faiss")
+            os.close(fd)
+            faiss.write_index(shard, tmp)
+            tmp_shards.append(tmp)
         sidecar = {
             "format": FORMAT_VERSION,
             "dim": self.dim,
@@ -431,6 +439,7 @@ class ClipIndex:
             "clip_bits": CLIP_BITS,
             "ntotal": self.num_clips,
             "videos": self._video_table(),
+            "pq": {"shards": len(tmp_shards), "trained_on": self._pq_trained_on} if tmp_shards else None,
         }
         fd, tmp_index = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".faiss")
         os.close(fd)
@@ -439,6 +448,8 @@ class ClipIndex:
         with os.fdopen(fd, "w") as f:
             json.dump(sidecar, f)
         os.replace(tmp_index, d / "clips.faiss")
+        for i, tmp in enumerate(tmp_shards):
+            os.replace(tmp, d / f"clips.pq{i}.faiss")
         os.replace(tmp_side, d / "clips.json")
 
     @classmethod
@@ -471,7 +482,24 @@ class ClipIndex:
         idx._load_tables(d)
         if idx._video_table() != videos:
             raise ClipIndexError(f"{d}: sidecar video table does not match the index ids")
+        if side.get("pq"):
+            idx._load_pq(d, side["pq"])
         return idx
+
+    def _load_pq(self, d: Path, meta: dict) -> None:
+        """Saved PQ shards, if whole and in step with the vectors; else they are rebuilt on use."""
+        try:
+            # (read_index already returns the concrete class; a downcast proxy would not own it)
+            shards = [faiss.read_index(str(d / f"clips.pq{i}.faiss")) for i in range(int(meta["shards"]))]
+        except Exception:
+            return
+        if sum(s.ntotal for s in shards) != self.num_clips or any(s.d != self.dim for s in shards):
+            return
+        self._pq = faiss.IndexShards(self.dim, True, True)
+        for shard in shards:
+            self._pq.add_shard(shard)
+        self._pq.syncWithSubIndexes()
+        self._pq_shards, self._pq_trained_on = shards, int(meta["trained_on"])
 
     def _load_tables(self, d: Path) -> None:
         """Video table and bounds from faiss's ids and vectors (videos are contiguous runs)."""
