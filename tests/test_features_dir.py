@@ -12,7 +12,7 @@ import pytest
 from videogen import make_text_file_as_video, make_video, write_srt
 
 from c2f.features import get_preset, load_features
-from c2f.features.extract import _prefetch, extract_features, extract_to_dir
+from c2f.features.extract import _prefetch, extract_features, extract_to_dir, file_sha256
 from c2f.features.store import Subtitle
 from c2f.features.subtitles import align_subtitles
 
@@ -52,6 +52,7 @@ def test_extract_to_dir_names_failures_and_subtitle_folder(tmp_path):
     assert sorted(set(seen)) == [0, 2]
     second = load_features(tmp_path / "out" / "a-2.safetensors")
     assert second.video_id == "a-2" and second.num_clips == 2
+    assert second.video.content_hash == file_sha256(a2)  # hashed ahead, while "bad" was handled
     assert second.subtitles == [Subtitle(0.0, 1.0, "from the folder")]
 
 

@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from c2f.errors import C2FError, SubtitleError
 from c2f.features.settings import FeatureSettings
 from c2f.features.store import ClipFeatures, Subtitle, VideoMeta, save_features
 from c2f.features.subtitles import find_sidecar_subtitles, read_subtitles
-from c2f.video import iter_frames, probe_video
+from c2f.video import VideoInfo, iter_frames, probe_video
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, total seconds)
 
@@ -138,10 +139,16 @@ def extract_features(
     device: torch.device | str | None = None,
     progress: ProgressFn | None = None,
     clips_per_batch: int | None = None,
+    info: VideoInfo | None = None,
+    content_hash: str | None = None,
 ) -> ClipFeatures:
-    """Extract clip features of one video; raises a typed VideoError for unusable files."""
+    """Extract clip features of one video; raises a typed VideoError for unusable files.
+
+    `info` (its probe) and `content_hash` (its sha256), when the caller has them already, are not
+    computed again.
+    """
     path = Path(path)
-    info = probe_video(path)
+    info = info or probe_video(path)
     if subtitles is None:
         subtitles = find_sidecar_subtitles(path)
     subs = read_subtitles(subtitles) if isinstance(subtitles, (str, Path)) else list(subtitles or [])
@@ -182,7 +189,7 @@ def extract_features(
     clip_times = np.stack([starts, np.minimum(starts + cs, info.duration)], axis=1)
     meta = VideoMeta(
         source_name=path.name,
-        content_hash=file_sha256(path),
+        content_hash=content_hash or file_sha256(path),
         duration=info.duration,
         fps=info.fps,
         width=info.width,
@@ -234,22 +241,37 @@ def extract_to_dir(
     """
     out_dir = Path(out_dir)
     subs_path = Path(subtitles) if subtitles is not None else None
+    videos = [Path(p) for p in paths]
     used: set[str] = set()
     outcomes: list[ExtractOutcome] = []
-    for i, video in enumerate(Path(p) for p in paths):
-        video_id, n = video.stem, 1
-        while video_id in used:
-            n += 1
-            video_id = f"{video.stem}-{n}"
-        used.add(video_id)
-        report = (lambda done, total, i=i: progress(i, done, total)) if progress else None
-        try:
-            subs = _subtitles_for(video, subs_path, single=len(paths) == 1)
-            feats = extract_features(video, settings, video_id, subs, device, report)
-            outcome = ExtractOutcome(video, save_features(feats, out_dir / f"{video_id}.safetensors"), None)
-        except C2FError as exc:
-            outcome = ExtractOutcome(video, None, str(exc))
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
+    # The next video is probed and hashed while this one is encoded (an ffprobe process and a read
+    # of the file: ~70 ms per video that short videos otherwise spend with the encoders idle).
+    with ThreadPoolExecutor(1, thread_name_prefix="c2f-probe") as ahead:
+        upcoming: Future | None = ahead.submit(_probe_and_hash, videos[0]) if videos else None
+        for i, video in enumerate(videos):
+            current = upcoming
+            upcoming = ahead.submit(_probe_and_hash, videos[i + 1]) if i + 1 < len(videos) else None
+            video_id, n = video.stem, 1
+            while video_id in used:
+                n += 1
+                video_id = f"{video.stem}-{n}"
+            used.add(video_id)
+            report = (lambda done, total, i=i: progress(i, done, total)) if progress else None
+            try:
+                info, digest = current.result()
+                subs = _subtitles_for(video, subs_path, single=len(videos) == 1)
+                feats = extract_features(
+                    video, settings, video_id, subs, device, report, info=info, content_hash=digest
+                )
+                outcome = ExtractOutcome(video, save_features(feats, out_dir / f"{video_id}.safetensors"), None)
+            except C2FError as exc:
+                outcome = ExtractOutcome(video, None, str(exc))
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
     return outcomes
+
+
+def _probe_and_hash(video: Path) -> tuple[VideoInfo, str]:
+    info = probe_video(video)  # first: a missing or unreadable file gets the probe's typed error
+    return info, file_sha256(video)

@@ -418,8 +418,9 @@ class Library:
                         subtitles=subs,
                         device=self.device,
                         progress=on_progress,
+                        content_hash=content_hash,  # hashed above: a second pass over the file saved
                     )
-                    feats.video = replace(feats.video, source_name=name, content_hash=content_hash)
+                    feats.video = replace(feats.video, source_name=name)
                     save_features(feats, self.feature_path(video_id))
                     self.catalog.mark_indexed(
                         key,
