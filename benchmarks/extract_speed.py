@@ -74,14 +74,11 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
     info = probe_video(video)
     clip_enc = _clip(s.clip_model, "random", device) if s.clip_weights == "random" else None
     s3d_enc = _s3d("random", s.s3d_image_size, device) if s.uses_s3d else None
-    per_clip = max(s.clip_frames_per_clip, s.s3d_frames_per_clip if s.uses_s3d else 1)
-    short = max(s.clip_image_size, s.s3d_image_size if s.uses_s3d else 0)
+    per_clip, short = s.frames_per_clip, s.decode_short_side
     n_clips = math.ceil(info.duration / s.clip_seconds)
 
     def decode():
-        for _ in iter_frames(
-            video, fps=per_clip / s.clip_seconds, short_side=short, chunk_frames=256, info=info
-        ):
+        for _ in iter_frames(video, fps=s.decode_fps, short_side=short, chunk_frames=256, info=info):
             pass
 
     rng = np.random.default_rng(0)
@@ -105,12 +102,7 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
     def naive():
         # decode every sample first, then one model call per clip: no overlap, no batching
         allf = np.concatenate(
-            [
-                c.frames
-                for c in iter_frames(
-                    video, fps=per_clip / s.clip_seconds, short_side=short, info=info
-                )
-            ]
+            [c.frames for c in iter_frames(video, fps=s.decode_fps, short_side=short, info=info)]
         )
         for r in range(n_clips):
             clip = allf[r * per_clip : (r + 1) * per_clip]

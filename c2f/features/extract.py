@@ -44,28 +44,25 @@ def _even_positions(count: int, within: int) -> np.ndarray:
     return np.floor((np.arange(count) + 0.5) * within / count).astype(np.int64)
 
 
-def _group_sizes(group: int, first: int) -> Iterator[int]:
-    """A small first group (the encoder waits for it: nothing to overlap with yet), then `group`."""
-    yield min(first, group)
-    while True:
-        yield group
-
-
 def _clip_groups(
-    path: str, settings: FeatureSettings, info, per_clip: int, n_clips: int, group: int, first_group: int
+    path: str, settings: FeatureSettings, info, n_clips: int, group: int, first_group: int
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame."""
-    fps = per_clip / settings.clip_seconds
-    short = max(settings.clip_image_size, settings.s3d_image_size if settings.uses_s3d else 0)
-    sizes = _group_sizes(group, first_group)
-    size = next(sizes)
+    """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame.
+
+    The first group is small (the encoders wait for it: nothing to overlap with yet), then `group`.
+    """
+    per_clip = settings.frames_per_clip
+    size = min(first_group, group)
     pending: list[np.ndarray] = []
     have = 0
     emitted = 0
     last = None
     # chunks as small as the first group, so that group arrives as soon as it is decoded
     chunk = per_clip * min(first_group, group)
-    for part in iter_frames(path, fps=fps, short_side=short, chunk_frames=chunk, info=info):
+    frames_iter = iter_frames(
+        path, fps=settings.decode_fps, short_side=settings.decode_short_side, chunk_frames=chunk, info=info
+    )
+    for part in frames_iter:
         pending.append(part.frames)
         have += len(part.frames)
         last = part.frames[-1]
@@ -74,7 +71,7 @@ def _clip_groups(
             take = per_clip * size
             yield frames[:take].reshape(size, per_clip, *frames.shape[1:])
             pending, have, emitted = [frames[take:]], have - take, emitted + size
-            size = next(sizes)
+            size = group
     if emitted < n_clips and last is not None:
         frames = np.concatenate(pending) if pending else np.zeros((0, *last.shape), np.uint8)
         need = (n_clips - emitted) * per_clip
@@ -157,7 +154,7 @@ def extract_features(
     n_clips = max(1, math.ceil(info.duration / cs - 1e-6))
     clip_enc = create_clip_encoder(settings, device)
     s3d_enc = create_s3d_encoder(settings, device) if settings.uses_s3d else None
-    per_clip = max(settings.clip_frames_per_clip, settings.s3d_frames_per_clip if s3d_enc else 1)
+    per_clip = settings.frames_per_clip
     clip_pos = _even_positions(settings.clip_frames_per_clip, per_clip)
     s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if s3d_enc else None
     # Groups of clips per encoder call: large enough to batch well and to hand over rarely between
@@ -168,7 +165,7 @@ def extract_features(
 
     clip_vecs, s3d_vecs = [], []
     done = 0
-    for clips in _prefetch(_clip_groups(str(path), settings, info, per_clip, n_clips, group, first_group)):
+    for clips in _prefetch(_clip_groups(str(path), settings, info, n_clips, group, first_group)):
         g = len(clips)  # clips: (g, per_clip, H, W, 3)
         img = clip_enc.encode_images(clips[:, clip_pos].reshape(-1, *clips.shape[2:]))  # (g*c, d)
         img = F.normalize(img.view(g, len(clip_pos), -1).mean(1), dim=-1)  # (g, d)
@@ -263,7 +260,9 @@ def extract_to_dir(
                 feats = extract_features(
                     video, settings, video_id, subs, device, report, info=info, content_hash=digest
                 )
-                outcome = ExtractOutcome(video, save_features(feats, out_dir / f"{video_id}.safetensors"), None)
+                outcome = ExtractOutcome(
+                    video, save_features(feats, out_dir / f"{video_id}.safetensors"), None
+                )
             except C2FError as exc:
                 outcome = ExtractOutcome(video, None, str(exc))
             outcomes.append(outcome)

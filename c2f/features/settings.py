@@ -32,10 +32,19 @@ class FeatureSettings:
         return self.s3d_weights is not None
 
     @property
+    def frames_per_clip(self) -> int:
+        """Frames decoded per clip: as many as the stream that needs most."""
+        return max(self.clip_frames_per_clip, self.s3d_frames_per_clip if self.uses_s3d else 1)
+
+    @property
     def decode_fps(self) -> float:
         """Frames per second the decoder must deliver so that every stream gets its frames."""
-        per_clip = max(self.clip_frames_per_clip, self.s3d_frames_per_clip if self.uses_s3d else 0)
-        return per_clip / self.clip_seconds
+        return self.frames_per_clip / self.clip_seconds
+
+    @property
+    def decode_short_side(self) -> int:
+        """Short side of the decoded frames: the largest input size of the streams."""
+        return max(self.clip_image_size, self.s3d_image_size if self.uses_s3d else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,24 +32,16 @@ def draw_video_curves(
             gt[0], gt[1], fill=False, hatch="//", edgecolor="#d7301f", linewidth=1.5, label="ground truth"
         )
     ax.plot(centres, video.importance, color="#253494", linewidth=2, label="importance")
-    ax.step(
-        centres,
-        video.start_prob / max(video.start_prob.max(), 1e-9),
-        where="mid",
-        color="#41ab5d",
-        linewidth=1,
-        alpha=0.8,
-        label="start prob. (scaled)",
-    )
-    ax.step(
-        centres,
-        video.end_prob / max(video.end_prob.max(), 1e-9),
-        where="mid",
-        color="#ef6548",
-        linewidth=1,
-        alpha=0.8,
-        label="end prob. (scaled)",
-    )
+    for prob, color, name in ((video.start_prob, "#41ab5d", "start"), (video.end_prob, "#ef6548", "end")):
+        ax.step(
+            centres,
+            prob / max(prob.max(), 1e-9),
+            where="mid",
+            color=color,
+            linewidth=1,
+            alpha=0.8,
+            label=f"{name} prob. (scaled)",
+        )
     ax.set_xlim(0, max(video.duration, 1e-3))
     ax.set_ylim(-0.02, 1.05)
     ax.set_ylabel("score")
