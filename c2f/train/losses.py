@@ -9,25 +9,42 @@ import torch.nn.functional as F
 def ranking_loss(
     scores: torch.Tensor, positive: torch.Tensor, margin: float = 0.1, hard_k: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """scores (Q, V) Eq. 3 for every in-batch pair; positive (Q, V) bool (a query's own video).
-    Returns (video-negatives loss, query-negatives loss): mean of max(0, margin + s_neg - s_pos).
-    With hard_k, the hardest hard_k negatives weigh 10, the others 0.1 (HERO, after warm-up)."""
-    pos_q = (scores * positive).sum(1, keepdim=True)  # (Q, 1) each query's positive score
-    neg = ~positive
+    """HERO's ranking hinge in both directions, for any number of positives per row and column.
 
-    def hinge(s_pos: torch.Tensor, s: torch.Tensor, neg_mask: torch.Tensor) -> torch.Tensor:
-        h = (margin + s - s_pos).clamp(min=0) * neg_mask
-        if hard_k is None:
-            return h.sum() / neg_mask.sum().clamp(min=1)
+    scores (Q, V): Eq. 3 for every in-batch (query, video) pair; positive (Q, V) bool: True where
+    the video is the query's own (several queries of a batch may share a video; a video may have
+    no query, a query may have no video in the batch).
+
+    - video negatives: each (query, positive video) pair against each of that query's other videos;
+    - query negatives: each (video, positive query) pair against each of the video's negative
+      queries, i.e. queries whose own video is another one of the batch.
+
+    Each loss is the mean of max(0, margin + s_neg - s_pos) over its (positive pair, negative)
+    triples; rows or columns without a positive contribute nothing. With hard_k, each anchor's
+    hardest hard_k negatives weigh 10 and the others 0.1 (HERO, after warm-up).
+    """
+    has_video = positive.any(dim=1, keepdim=True)  # (Q, 1) the query's own video is in the batch
+    video_neg = ~positive  # (Q, V)
+    query_neg = ~positive & has_video  # (Q, V) queries of another video
+    loss_videos = _hinge(scores, positive, video_neg, margin, hard_k)
+    loss_queries = _hinge(scores.t(), positive.t(), query_neg.t(), margin, hard_k)
+    return loss_videos, loss_queries
+
+
+def _hinge(
+    s: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float, hard_k: int | None
+) -> torch.Tensor:
+    """s, pos, neg (A, C): anchors a against candidates c. Weighted mean of
+    max(0, margin + s[a, n] - s[a, p]) over every positive p and negative n of each anchor."""
+    if hard_k is None:
+        w = neg.to(s.dtype)  # (A, C) weight of each negative
+    else:
         k = min(hard_k, s.shape[1])
-        rank = (s.masked_fill(~neg_mask, -1e4)).argsort(dim=1, descending=True).argsort(dim=1)
-        w = torch.where(rank < k, 10.0, 0.1) * neg_mask
-        return (h * w).sum() / w.sum().clamp(min=1)
-
-    loss_ctx = hinge(pos_q, scores, neg)  # other videos for each query
-    pos_v = (scores * positive).sum(0, keepdim=True)  # (1, V)
-    loss_q = hinge(pos_v.t(), scores.t(), neg.t())  # other queries for each video
-    return loss_ctx, loss_q
+        rank = s.masked_fill(~neg, float("-inf")).argsort(dim=1, descending=True).argsort(dim=1)
+        w = torch.full_like(s, 0.1).masked_fill(rank < k, 10.0) * neg  # in s's dtype: 0.1 exactly
+    h = (margin + s[:, None, :] - s[:, :, None]).clamp(min=0)  # (A, P, N) = margin + s[a, n] - s[a, p]
+    pair = pos[:, :, None].to(s.dtype) * w[:, None, :]  # (A, P, N) weight of each triple
+    return (h * pair).sum() / pair.sum().clamp(min=1)
 
 
 def highlight_target(start: torch.Tensor, end: torch.Tensor, n: int, widen: float = 0.1) -> torch.Tensor:
