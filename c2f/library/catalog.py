@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from c2f.errors import LibraryError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,46 +58,66 @@ class Catalog:
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        db.row_factory = sqlite3.Row
-        return db
-
-    def _exec(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        db = self._connect()
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A fresh connection in autocommit mode (transactions are explicit), closed on exit; any
+        SQLite failure (not a database, damaged, unwritable folder) becomes one LibraryError."""
         try:
-            with db:
-                return db.execute(sql, args).fetchall()
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.row_factory = sqlite3.Row
+            yield db
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         finally:
             db.close()
 
+    def _error(self, exc: sqlite3.Error) -> LibraryError:
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+            return LibraryError(f"{self.path}: cannot open the library catalog ({exc})")
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            return LibraryError(
+                f"{self.path}: not a C2F library catalog (not an SQLite database); "
+                "move it away or use another --library folder"
+            )
+        return LibraryError(f"{self.path}: the library catalog failed: {exc}")
+
+    def _exec(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._connect() as db:
+            return db.execute(sql, args).fetchall()
+
     def _write(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        """A change of the videos table, and a bump of its generation, in one transaction."""
-        db = self._connect()
-        try:
-            with db:
+        """A change of the videos table, and a bump of its generation, in one transaction: readers
+        see both or neither (BEGIN IMMEDIATE takes the write lock before reading anything)."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
                 rows = db.execute(sql, args).fetchall()
                 db.execute(
                     "INSERT INTO meta(key, value) VALUES ('generation', '1') ON CONFLICT(key) "
                     "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
                 )
-                return rows
-        finally:
-            db.close()
+            except BaseException:
+                if db.in_transaction:  # some errors (disk full) already rolled it back
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return rows
 
     def indexed_snapshot(self) -> tuple[str, list[VideoRecord]]:
         """(generation, indexed videos) read in one transaction: equal generations, equal lists."""
-        db = self._connect()
-        try:
-            with db:
-                db.execute("BEGIN")
+        with self._connect() as db:
+            db.execute("BEGIN")
+            try:
                 gen = db.execute("SELECT value FROM meta WHERE key='generation'").fetchall()
                 rows = db.execute("SELECT * FROM videos WHERE status='indexed' ORDER BY key").fetchall()
-            return (gen[0]["value"] if gen else "0"), [self._record(r) for r in rows]
-        finally:
-            db.close()
+            finally:
+                db.execute("COMMIT")
+        return (gen[0]["value"] if gen else "0"), [self._record(r) for r in rows]
 
     def generation(self) -> str:
         """Changes whenever a video row changes (cheap: one row)."""
