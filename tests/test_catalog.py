@@ -80,3 +80,26 @@ def test_catalog_in_a_missing_folder_is_a_library_error(tmp_path):
     path = tmp_path / "missing" / "catalog.sqlite"
     with pytest.raises(LibraryError, match="cannot open the library catalog"):
         Catalog(path)
+
+
+def test_note_of_an_indexed_video_and_older_catalogs_gain_the_column(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    with sqlite3.connect(path) as db:  # a catalog written before the note column existed
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE videos (key INTEGER PRIMARY KEY, video_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,"
+            " content_hash TEXT UNIQUE NOT NULL, duration REAL, fps REAL, width INTEGER, height INTEGER,"
+            " num_clips INTEGER, settings_fingerprint TEXT, status TEXT NOT NULL, error TEXT,"
+            " added_at REAL NOT NULL, stored_path TEXT NOT NULL, is_copy INTEGER NOT NULL, subtitles TEXT);"
+            "INSERT INTO videos VALUES (1, 'old', 'o.mp4', 'h-old', 2.0, 25.0, 64, 48, 2, 'fp', 'indexed',"
+            " NULL, 0.0, '/x/o.mp4', 0, NULL);"
+        )
+    catalog = Catalog(path)
+    assert catalog.by_key(1).note is None and catalog.by_key(1).status == "indexed"
+    key = catalog.insert_pending("abc", "a.mp4", "hash-a", "/x/a.mp4", is_copy=False)
+    note = "/x/a.srt: no subtitle cue found; indexed without subtitles"
+    fields = dict(duration=3.0, fps=25.0, width=64, height=48, num_clips=2, settings_fingerprint="fp")
+    catalog.mark_indexed(key, **fields, subtitles=[], note=note)
+    assert catalog.by_key(key).note == note and catalog.by_key(key).error is None
+    catalog.reset_pending(key, "a.mp4", "/x/a.mp4", is_copy=False)
+    assert catalog.by_key(key).note is None

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             added = datetime.fromtimestamp(r.added_at).strftime("%Y-%m-%d %H:%M")
             info = f"{r.duration:8.1f} s {r.num_clips:5d} clips" if r.status == "indexed" else " " * 20
             line = f"  {r.video_id}  {r.status:8s} {info}  {added}  {r.name}"
-            print(line + (f"\n      error: {r.error}" if r.error else ""))
+            print(line + (f"\n      error: {r.error}" if r.error else "") + (f"\n      note: {r.note}" if r.note else ""))
         return 0
     if args.action == "remove":
         rec = library.remove(args.video_id)

@@ -12,6 +12,7 @@ import numpy as np
 
 from c2f.errors import SubtitleError
 from c2f.features.store import Subtitle
+from c2f.textfile import decode_text
 
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
 _CUE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
@@ -22,21 +23,34 @@ def _seconds(h: str | None, m: str, s: str, ms: str) -> float:
     return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000.0
 
 
-def read_subtitles(path: str | Path) -> list[Subtitle]:
-    """Parse SubRip or WebVTT (BOM, CRLF, missing indices, NOTE/STYLE blocks, tags, multi-line cues)."""
-    path = Path(path)
+# Subtitles are text from many editors: after a BOM and UTF-8, the Windows Western code page (what
+# "ANSI" means on most machines), then Latin-1, which decodes any byte.
+SUBTITLE_FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+
+def _decode(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
-        raise SubtitleError(f"{path}: cannot read subtitles ({exc})") from exc
+        raise SubtitleError(f"{path}: cannot read subtitles ({exc.strerror or exc})") from None
+    return decode_text(data, SUBTITLE_FALLBACK_ENCODINGS)[0]  # latin-1 last: never fails
+
+
+def _parse(text: str) -> tuple[list[Subtitle], list[tuple[int, str]]]:
+    """(cues in time order, [(line number, why a cue was skipped)])."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     subs: list[Subtitle] = []
+    problems: list[tuple[int, str]] = []
     i = 0
     while i < len(lines):
         line = lines[i]
         m = _CUE.match(line)
-        if not m and "-->" in line:  # a timing line we cannot read: say where, do not drop the cue
-            raise SubtitleError(f"{path}: line {i + 1}: unreadable cue timing {line.strip()!r}")
+        if not m and "-->" in line:  # a timing line we cannot read: skip its cue, say where
+            problems.append((i + 1, f"unreadable cue timing {line.strip()!r}"))
+            i += 1
+            while i < len(lines) and lines[i].strip() and not _CUE.match(lines[i]):
+                i += 1
+            continue
         if not m:
             if line.strip().upper().startswith(("NOTE", "STYLE", "REGION")):
                 while i < len(lines) and lines[i].strip():  # skip the whole block
@@ -44,8 +58,7 @@ def read_subtitles(path: str | Path) -> list[Subtitle]:
             i += 1
             continue
         start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
-        if end < start:
-            raise SubtitleError(f"{path}: line {i + 1}: cue ends before it starts ({line.strip()})")
+        line_number = i + 1
         i += 1
         body = []
         while i < len(lines) and lines[i].strip() and not _CUE.match(lines[i]):
@@ -54,10 +67,50 @@ def read_subtitles(path: str | Path) -> list[Subtitle]:
         # An index line of the next SRT cue may have been swallowed when blank lines are missing.
         if body and body[-1].isdigit() and i < len(lines) and _CUE.match(lines[i]):
             body.pop()
+        if end < start:
+            problems.append((line_number, f"cue ends before it starts ({line.strip()})"))
+            continue
         subs.append(Subtitle(start=start, end=end, text=" ".join(b for b in body if b)))
-    if not subs and text.strip() and not text.lstrip().startswith("WEBVTT"):
-        raise SubtitleError(f"{path}: no subtitle cue found (expected 'HH:MM:SS,mmm --> HH:MM:SS,mmm' lines)")
-    return sorted(subs, key=lambda s: (s.start, s.end))
+    if not subs and not problems and text.strip() and not text.lstrip().startswith("WEBVTT"):
+        problems.append((0, "no subtitle cue found (expected 'HH:MM:SS,mmm --> HH:MM:SS,mmm' lines)"))
+    return sorted(subs, key=lambda s: (s.start, s.end)), problems
+
+
+def _describe(path: Path, problem: tuple[int, str]) -> str:
+    line, why = problem
+    return f"{path}: line {line}: {why}" if line else f"{path}: {why}"
+
+
+def read_subtitles(path: str | Path) -> list[Subtitle]:
+    """Parse SubRip or WebVTT strictly: SubtitleError naming the file and line at the first bad cue.
+
+    Handles a BOM, UTF-16/32, CRLF, missing indices, NOTE/STYLE blocks, tags and multi-line cues;
+    text that is not UTF-8 is read as cp1252, then Latin-1 (SUBTITLE_FALLBACK_ENCODINGS)."""
+    path = Path(path)
+    subs, problems = _parse(_decode(path))
+    if problems:
+        raise SubtitleError(_describe(path, problems[0]))
+    return subs
+
+
+def read_usable_subtitles(path: str | Path) -> tuple[list[Subtitle], str | None]:
+    """The cues that can be read, and one line saying what was left out (None for a clean file).
+
+    For indexing: a subtitle file must never cost its video. Bad cues are skipped and the good ones
+    kept (one typo should not lose a film's dialogue); a file that cannot be read, or holds no
+    readable cue, gives no cues and the reason."""
+    path = Path(path)
+    try:
+        subs, problems = _parse(_decode(path))
+    except SubtitleError as exc:
+        return [], str(exc)
+    if not problems:
+        return subs, None
+    first = _describe(path, problems[0])
+    if not subs:
+        return [], f"{first}; no cue could be read"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return subs, f"{first}{more}; {len(problems)} cue(s) skipped, {len(subs)} kept"
 
 
 def find_sidecar_subtitles(video_path: str | Path) -> Path | None:

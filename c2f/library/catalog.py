@@ -27,9 +27,12 @@ CREATE TABLE IF NOT EXISTS videos (
     added_at REAL NOT NULL,
     stored_path TEXT NOT NULL,        -- the file we play (a copy inside the library, or the original)
     is_copy INTEGER NOT NULL,
-    subtitles TEXT                    -- JSON list of subtitle cues, or NULL
+    subtitles TEXT,                   -- JSON list of subtitle cues, or NULL
+    note TEXT                         -- what an indexed video went without (e.g. unreadable subtitles)
 );
 """
+# Columns added after the first release: (name, declaration) added to older catalogs on open.
+ADDED_COLUMNS = (("note", "TEXT"),)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class VideoRecord:
     stored_path: str
     is_copy: bool
     has_subtitles: bool
+    note: str | None = None  # e.g. "subtitles a.srt: line 6: ..." for a video indexed without them
 
 
 class Catalog:
@@ -57,6 +61,14 @@ class Catalog:
         self.path = path
         with self._connect() as db:
             db.executescript(SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(videos)")}
+            for name, declaration in ADDED_COLUMNS:
+                if name not in have:
+                    try:
+                        db.execute(f"ALTER TABLE videos ADD COLUMN {name} {declaration}")
+                    except sqlite3.OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -182,7 +194,8 @@ class Catalog:
 
     def reset_pending(self, key: int, name: str, stored_path: str, is_copy: bool) -> None:
         self._write(
-            "UPDATE videos SET status='pending', error=NULL, name=?, stored_path=?, is_copy=? WHERE key=?",
+            "UPDATE videos SET status='pending', error=NULL, note=NULL, name=?, stored_path=?, is_copy=? "
+            "WHERE key=?",
             (name, stored_path, int(is_copy), key),
         )
 
@@ -197,10 +210,12 @@ class Catalog:
         num_clips: int,
         settings_fingerprint: str,
         subtitles: list[dict],
+        note: str | None = None,
     ) -> None:
+        """`note`: what the video was indexed without, shown by `c2f library list` (None: nothing)."""
         self._write(
             "UPDATE videos SET status='indexed', error=NULL, duration=?, fps=?, width=?, height=?, num_clips=?, "
-            "settings_fingerprint=?, subtitles=? WHERE key=?",
+            "settings_fingerprint=?, subtitles=?, note=? WHERE key=?",
             (
                 duration,
                 fps,
@@ -209,6 +224,7 @@ class Catalog:
                 num_clips,
                 settings_fingerprint,
                 json.dumps(subtitles) if subtitles else None,
+                note,
                 key,
             ),
         )
