@@ -27,7 +27,7 @@ def tiny():
 
 
 def saved_index_keys(lib: Library) -> set[int]:
-    d = lib.index_dir(lib.zero_shot_fingerprint)
+    d = lib.index_dir(lib.default_index.fingerprint)
     return set(ClipIndex.load(d / (d / "current").read_text()).video_keys())
 
 
@@ -70,7 +70,7 @@ def test_add_remove_readd(tmp_path: Path, video_dir: Path, tiny) -> None:
     assert [r.video_id for r in again] == [rec_a.video_id, ref.video_id]  # ids are content hashes
     assert again[0].key != rec_a.key
     result = lib.search("a red square", tiny, moments_per_video=2)
-    assert_matches_brute_force(result, brute_force(lib, "a red square", top_k=10, moments=2))
+    assert_matches_brute_force(result, brute_force(lib, "a red square", top_k=10, moments=2), moments=2)
 
 
 def test_duplicate_content_is_a_no_op(tmp_path: Path, video_dir: Path) -> None:

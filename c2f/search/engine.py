@@ -7,23 +7,58 @@ how to localize; the engine handles snapshots, ranking, seconds and timings.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from c2f.errors import FeatureFileError, QueryError
+from c2f.ranking import order_with_ties
 from c2f.search.query import clean_query
 from c2f.search.types import Moment, SearchResult, VideoResult
 
 if TYPE_CHECKING:
+    from c2f.features import ClipFeatures, FeatureSettings
     from c2f.index import ClipIndex, VideoHit
-    from c2f.library import Library, VideoRecord
     from c2f.search.backends import SearchBackend
     from c2f.search.query import QueryEncoding
 
 
+class VideoEntry(Protocol):
+    """What the engine reads of one catalog row (c2f.library.VideoRecord is one)."""
+
+    @property
+    def key(self) -> int: ...
+    @property
+    def video_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def stored_path(self) -> str: ...
+
+
+class SearchableLibrary(Protocol):
+    """What the engine needs of a library (c2f.library.Library is one): the library depends on
+    the search package, never the reverse."""
+
+    settings: FeatureSettings
+
+    def snapshot(
+        self, fingerprint: str, vectors_of: Callable[[ClipFeatures], np.ndarray]
+    ) -> AbstractContextManager[tuple[ClipIndex, Mapping[int, VideoEntry]]]:
+        """One backend's index and the catalog rows it matches, unchanged inside the block."""
+        ...
+
+    def load_features(self, video_id: str) -> ClipFeatures: ...
+
+    def is_listed(self, key: int) -> bool:
+        """False once the video of `key` was removed."""
+        ...
+
+
 def search_library(
-    library: Library,
+    library: SearchableLibrary,
     backend: SearchBackend,
     query: str,
     top_k_videos: int = 10,
@@ -49,9 +84,13 @@ def search_library(
             if found is not None:
                 videos.append(found)
     t4 = time.perf_counter()
-    all_moments = sorted(
-        (m for v in videos for m in v.moments), key=lambda m: (-m.score, -m.video_score, m.video_id, m.start)
+    # Best moment first; near-ties (float noise) go to the better-ranked video, then the earlier moment.
+    flat = [(rank, m) for rank, v in enumerate(videos) for m in v.moments]
+    order = order_with_ties(
+        [m.score for _, m in flat],
+        [[r for r, _ in flat], [m.start for _, m in flat], [m.end - m.start for _, m in flat]],
     )
+    all_moments = [flat[i][1] for i in order]
     return SearchResult(
         query=encoded.text,
         backend_name=backend.name,
@@ -69,10 +108,10 @@ def search_library(
 
 
 def localize_hit(
-    library: Library,
+    library: SearchableLibrary,
     backend: SearchBackend,
     index: ClipIndex,
-    rec: VideoRecord,
+    rec: VideoEntry,
     hit: VideoHit,
     encoded: QueryEncoding,
     moments_per_video: int,
@@ -81,7 +120,7 @@ def localize_hit(
     try:
         feats = library.load_features(rec.video_id)
     except FeatureFileError:
-        if library.catalog.by_key(rec.key) is None:
+        if not library.is_listed(rec.key):
             return None  # removed while we searched
         raise
     similarity = index.clip_scores(encoded.vector, hit.video_key)  # (N,) the numbers Eq. 3 maxed

@@ -10,8 +10,10 @@
   so a span must stand out from the rest of its video, and a one-clip noise spike does not beat
   the event it sits on; a candidate is dropped when more than `overlap` of the shorter of it and an already kept
   span is shared (no nested or near-duplicate moments).
+- near-ties (within c2f.ranking.SCORE_TOLERANCE, far above float noise) go to the earlier, then the
+  shorter span, so the choice is the same on every CPU whatever its kernels round.
 - score of a kept span = mean raw similarity inside it: a cosine, comparable across videos of one
-  search; the kept spans are returned best score first.
+  search; the kept spans are returned best score first (near-ties: earlier, then shorter).
 - start/end "probabilities" (for plotting) = softmax(sharpness * rise) and softmax(sharpness * fall)
   of the mean of the normalised and importance curves, zero-padded at both ends so a moment may
   start at clip 0 or end at N-1.
@@ -23,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from c2f.ranking import SCORE_TOLERANCE, order_with_ties, pick_best, tiebreak_rank
 
 TAUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -63,8 +67,15 @@ def runs_above(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def min_max(x: np.ndarray) -> np.ndarray:
+    """x scaled to [0, 1]; a curve flat within SCORE_TOLERANCE (float noise) is all ones."""
     lo, hi = x.min(), x.max()
-    return (x - lo) / (hi - lo) if hi - lo > 1e-9 else np.ones_like(x)
+    return (x - lo) / (hi - lo) if hi - lo > SCORE_TOLERANCE else np.ones_like(x)
+
+
+def level_margin(curve: np.ndarray) -> float:
+    """SCORE_TOLERANCE expressed on the min-max normalised scale of `curve` (at most 0.01)."""
+    spread = float(curve.max() - curve.min())
+    return min(0.01, SCORE_TOLERANCE / spread) if spread > SCORE_TOLERANCE else 0.0
 
 
 def importance_curve(similarity: np.ndarray) -> np.ndarray:
@@ -87,18 +98,34 @@ def localize_curve(similarity: np.ndarray, max_spans: int = 3, overlap: float = 
     start_prob, end_prob = boundary_probs(0.5 * (importance + normalised))
     total = sim.sum()
     contrast: dict[tuple[int, int], float] = {}
+    # A clip within SCORE_TOLERANCE (raw similarity units) of a level counts as reaching it, so a
+    # value sitting on a level (0.5 of a 3-level curve) gives the same runs whatever the rounding.
+    margin_imp = level_margin(smooth(sim))
+    margin_norm = level_margin(sim)
     for tau in TAUS:
-        for a, b in runs_above(importance >= tau - 1e-12) + runs_above(normalised >= tau - 1e-12):
+        runs = runs_above(importance >= tau - margin_imp) + runs_above(normalised >= tau - margin_norm)
+        for a, b in runs:
             inside = sim[a : b + 1].mean()
             n_out = len(sim) - (b - a + 1)
             outside = (total - sim[a : b + 1].sum()) / n_out if n_out else sim.mean()
             contrast[(a, b)] = float((inside - outside) * np.sqrt(b - a + 1))
+    spans = list(contrast)  # candidates, (a, b) inclusive
+    first = np.array([a for a, _ in spans])
+    last = np.array([b for _, b in spans])
+    value = np.array([contrast[sp] for sp in spans])
+    rank = tiebreak_rank([first, last - first])  # earlier, then shorter
+    alive = np.ones(len(spans), bool)
     kept: list[tuple[int, int]] = []
-    for span, _ in sorted(contrast.items(), key=lambda kv: (-kv[1], kv[0])):
-        if all(shared_fraction(span, k) <= overlap for k in kept):
-            kept.append(span)
-        if len(kept) == max_spans:
+    while len(kept) < max_spans:
+        i = pick_best(value, rank, alive, SCORE_TOLERANCE)
+        if i < 0:
             break
-    spans = [(a, b, float(sim[a : b + 1].mean())) for a, b in kept]
-    spans.sort(key=lambda s: (-s[2], s[0]))
-    return Localization(importance=importance, start_prob=start_prob, end_prob=end_prob, spans=spans)
+        a, b = spans[i]
+        kept.append((a, b))
+        # Drop every candidate sharing more than `overlap` of the shorter of it and the kept span.
+        inter = np.maximum(0, np.minimum(last, b) - np.maximum(first, a) + 1)
+        alive &= inter <= overlap * np.minimum(last - first + 1, b - a + 1)
+    scores = [float(sim[a : b + 1].mean()) for a, b in kept]
+    order = order_with_ties(scores, [[a for a, _ in kept], [b - a for a, b in kept]])
+    spans_out = [(kept[i][0], kept[i][1], scores[i]) for i in order]
+    return Localization(importance=importance, start_prob=start_prob, end_prob=end_prob, spans=spans_out)
