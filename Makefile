@@ -1,12 +1,12 @@
 # Two commands on a fresh machine (Debian/Ubuntu, Python 3.10+):
 #   make demo   install everything and run the browser demo on http://127.0.0.1:7860
-#   make test   install everything (with test tools) and run the linter and the whole test suite
+#   make test   install everything (with test tools), run the linter and the whole test suite on each CPU path
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-deps system-test-deps install install-test lint
+.PHONY: demo test test-once system-deps system-test-deps install install-test lint
 
 system-deps:
 	@command -v ffprobe >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg)
@@ -30,5 +30,13 @@ demo: install
 lint: install-test
 	$(BIN)/ruff check .
 
+# The suite on every CPU path a user may have: bfloat16 encoders forced on, then off, then the tests
+# that touch numerics with torch and oneDNN limited to AVX2 (a CPU without AVX-512 or bf16).
 test: lint
+	C2F_CPU_BF16=1 $(BIN)/python -m pytest -q $(ARGS)
+	C2F_CPU_BF16=0 $(BIN)/python -m pytest -q $(ARGS)
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -m numerics $(ARGS)
+
+# One pass only (for quick local runs): make test-once ARGS="tests/test_x.py"
+test-once: install-test
 	$(BIN)/python -m pytest -q $(ARGS)

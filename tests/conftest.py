@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,23 @@ def video_dir(tmp_path: Path) -> Path:
 # Never try to download weights during tests: the real loading code must say what is missing.
 os.environ.setdefault("C2F_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Speed choices measured by the tests go to a cache of this run, never to the user's.
+os.environ.setdefault("C2F_TUNING_CACHE", str(Path(tempfile.mkdtemp(prefix="c2f-tuning-")) / "tuning.json"))
+
+# Modules whose results cannot depend on CPU kernels (decoding, parsing, the UI, crash recovery):
+# CI skips them in its extra run under the AVX2 kernel limit. Every other test is "numerics".
+NOT_NUMERICS = {
+    "test_app_e2e",
+    "test_browser_demo",
+    "test_cli_errors",
+    "test_library_crash",
+    "test_subtitles_parse",
+    "test_video_decode",
+    "test_video_probe",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__ not in NOT_NUMERICS:
+            item.add_marker(pytest.mark.numerics)

@@ -1,0 +1,203 @@
+"""Speed settings chosen by measurement on this machine, not by capability flags.
+
+A task (an encoder and its input shape, or the search scan) offers candidate settings; the first
+time it runs on a machine each candidate is timed on a few real batches, candidates that miss the
+task's accuracy bound are dropped, and the fastest survivor is kept. The choice is cached per CPU
+model, torch build, kernel limits and C2F version in a JSON file (`C2F_TUNING_CACHE`, default
+`~/.cache/c2f/tuning.json`), so later runs start at once. Overrides:
+
+- `C2F_TUNE_<TASK>` (task upper-cased, `-`/`.` as `_`), e.g. `C2F_TUNE_S3D='{"dtype": "float32"}'`:
+  the given keys replace the chosen ones, nothing is measured;
+- `C2F_TUNING=off`: take each task's first (default) candidate without measuring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from c2f import __version__
+
+Setting = dict[str, Any]  # one candidate, JSON-serialisable: {"dtype": "bfloat16", "batch": 8}
+
+_lock = threading.Lock()
+_choices: dict[str, Choice] = {}  # this process's choices, by cache key
+
+
+@dataclass
+class Choice:
+    task: str
+    shape: str
+    setting: Setting
+    source: str  # "measured" | "cache" | "env" | "off"
+    timings_ms: dict[str, float | None] = field(default_factory=dict)  # candidate label -> ms, None = rejected
+    notes: list[str] = field(default_factory=list)
+
+
+def label(setting: Setting) -> str:
+    return ",".join(f"{k}={v}" for k, v in setting.items())
+
+
+@cache
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_key() -> str:
+    """What a measured choice depends on: CPU, torch build, the kernel limits in force, C2F."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    return "|".join(
+        [
+            cpu_model(),
+            platform.machine(),
+            f"torch {torch.__version__}",
+            f"aten {capability}",
+            f"onednn-isa {os.environ.get('ONEDNN_MAX_CPU_ISA', '-')}",
+            f"threads {torch.get_num_threads()}",
+            f"c2f {__version__}",
+        ]
+    )
+
+
+def cache_path() -> Path:
+    env = os.environ.get("C2F_TUNING_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "c2f" / "tuning.json"
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(cache_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, choice: Choice) -> None:
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_cache()
+        data[key] = asdict(choice)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tuning-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)  # atomic: concurrent processes never read half a file
+    except OSError:
+        pass  # a read-only home only costs a re-measurement next time
+
+
+def env_name(task: str) -> str:
+    return "C2F_TUNE_" + "".join(c if c.isalnum() else "_" for c in task.upper())
+
+
+def _env_override(task: str) -> Setting | None:
+    raw = os.environ.get(env_name(task))
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"{env_name(task)} must be a JSON object such as '{{\"dtype\": \"float32\"}}', not {raw!r}")
+    return value
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
+    """Median seconds of fn() over `repeats` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
+def choose(
+    task: str,
+    shape: str,
+    candidates: Sequence[Setting],
+    measure: Callable[[Setting], float | None],
+) -> Choice:
+    """The setting for `task` on inputs of `shape`: from the environment, this process, the cache, or
+    measured now. `measure(setting)` returns seconds per unit of work (lower is better), or None when
+    the setting misses the accuracy bound or fails; `candidates[0]` is the safe default, used when
+    every candidate is rejected."""
+    if not candidates:
+        raise ValueError(f"{task}: no candidate settings")
+    override = _env_override(task)
+    if override is not None:
+        return Choice(task, shape, {**candidates[0], **override}, "env")
+    if os.environ.get("C2F_TUNING", "").lower() in ("off", "0", "false"):
+        return Choice(task, shape, dict(candidates[0]), "off")
+    key = f"{machine_key()}|{task}|{shape}"
+    with _lock:
+        if key in _choices:
+            return _choices[key]
+        cached = _read_cache().get(key)
+        if isinstance(cached, dict) and cached.get("setting") in [dict(c) for c in candidates]:
+            choice = Choice(**{**cached, "source": "cache"})
+            _choices[key] = choice
+            return choice
+        timings: dict[str, float | None] = {}
+        notes: list[str] = []
+        best: tuple[float, Setting] | None = None
+        for cand in candidates:
+            try:
+                seconds = measure(dict(cand))
+            except Exception as exc:  # a kernel this machine lacks: the candidate is out, not the task
+                seconds = None
+                notes.append(f"{label(cand)}: {type(exc).__name__}: {exc}"[:300])
+            timings[label(cand)] = None if seconds is None else round(seconds * 1e3, 4)
+            if seconds is not None and (best is None or seconds < best[0]):
+                best = (seconds, dict(cand))
+        setting = best[1] if best is not None else dict(candidates[0])
+        choice = Choice(task, shape, setting, "measured", timings, notes)
+        _choices[key] = choice
+        _write_cache(key, choice)
+        return choice
+
+
+def choices_made() -> list[Choice]:
+    """This process's choices so far (for `c2f doctor`)."""
+    with _lock:
+        return list(_choices.values())
+
+
+def cached_choices() -> list[Choice]:
+    """Choices cached for this machine key by earlier runs."""
+    prefix = machine_key() + "|"
+    out = []
+    for key, value in _read_cache().items():
+        if key.startswith(prefix) and isinstance(value, dict):
+            with contextlib.suppress(TypeError):
+                out.append(Choice(**{**value, "source": "cache"}))
+    return out
+
+
+def forget() -> None:
+    """Drop this process's choices (tests that change the environment)."""
+    with _lock:
+        _choices.clear()
