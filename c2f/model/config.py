@@ -45,6 +45,11 @@ class C2FConfig:
 
 
 PRESETS: dict[str, C2FConfig] = {
+    # Model: HERO's fine-tuning encoder (config/hero_finetune.json: f_config 6 layers, c_config 3
+    # layers, hidden 768, 12 heads, FFN 3072, dropout 0.1; train-tvr-8gpu.json max_clip_len 100,
+    # max_txt_len 60, margin 0.1, hard_pool_size 20, lw_neg_ctx = lw_neg_q = 8). Paper 2.2: the
+    # Fusion localizer; Eq. 10 gives its loss (no weight against the ranking loss: 1.0 here; HERO's
+    # lw_st_ed 0.01 weighs its own convolution span head). Paper 2.4: augmentation p = 0.5.
     "paper": C2FConfig(),
     "small": C2FConfig(hidden=256, heads=4, ffn=1024, cross_layers=2, temporal_layers=2),
     "tiny": C2FConfig(hidden=64, heads=2, ffn=128, cross_layers=1, temporal_layers=1, dropout=0.1),
@@ -55,3 +60,28 @@ def get_config(name: str, **overrides: Any) -> C2FConfig:
     if name not in PRESETS:
         raise CheckpointError(f"unknown model config {name!r}; known: {sorted(PRESETS)}")
     return replace(PRESETS[name], **overrides)
+
+
+# Training hyper-parameters per preset (fields of c2f.train.TrainSettings), with their sources.
+# HERO = linjieli222/HERO config/train-tvr-8gpu.json (VALUE StarterCode's train-tvr-8gpu.json has the
+# same values); the paper gives no optimiser settings, it follows HERO.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "batch_size": 32,  # HERO train_batch_size: 32 queries per GPU, in-batch negatives per GPU
+        "grad_accum": 16,  # HERO: 8 GPUs x gradient_accumulation_steps 2 -> 512 queries per update
+        "steps": 5000,  # HERO num_train_steps (optimizer updates)
+        "lr": 1e-4,  # HERO learning_rate
+        "warmup": 500,  # HERO warmup_steps (linear warm-up, then linear decay)
+        "weight_decay": 0.01,  # HERO weight_decay (AdamW, betas 0.9 / 0.98 as HERO)
+        "grad_clip": 1.0,  # HERO grad_norm
+        "hard_negative_after": 2000,  # HERO hard_negative_start_step (pool 20, weight 10)
+        "eval_every": 200,  # HERO valid_steps
+        "seed": 77,  # HERO seed
+        # HERO trains in fp16 (apex O2); C2F uses bf16 autocast on the GPU
+    },
+}
+
+
+def training_preset(name: str) -> dict[str, Any]:
+    """TrainSettings values of a model preset ({} when the preset has none)."""
+    return dict(TRAINING_PRESETS.get(name, {}))
