@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from c2f import __version__
@@ -31,6 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_device(requested: str | None) -> None:
+    """Refuse an unusable --device (or C2F_DEVICE) once, before any work, in one line."""
+    from c2f.device import pick_device
+
+    where = "--device" if requested else "C2F_DEVICE"
+    choice = requested or os.environ.get("C2F_DEVICE") or "auto"
+    try:
+        device = pick_device(requested)
+    except RuntimeError as exc:
+        if "no CUDA GPU" in str(exc):
+            raise C2FError(f"{where} {choice!r}: no CUDA GPU is available here; use cpu") from None
+        raise C2FError(f"{where} {choice!r} is not a device: use cpu, cuda or cuda:N") from None
+    import torch
+
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise C2FError(f"{where} {choice!r}: there are {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -39,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if hasattr(args, "device"):
+            check_device(args.device)
         return int(args.func(args) or 0)
     except C2FError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -46,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the machine refused (permission, disk full, a file where a folder goes)
+        if os.environ.get("C2F_DEBUG") == "1":
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line here, the traceback on demand
+        if os.environ.get("C2F_DEBUG") == "1":
+            raise
+        message = _one_line(f"{type(exc).__name__}: {exc}")
+        print(f"error: {message} (run with C2F_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -80,9 +80,14 @@ class AnnotationError(C2FError):
     """Bad rows in a TVR-format annotation file; `problems` lists (line number, reason)."""
 
     def __init__(self, path: str, problems: list[tuple[int, str]]) -> None:
-        shown = "\n".join(f"  line {ln}: {why}" for ln, why in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"{path}: {len(problems)} bad annotation row(s):\n{shown}{more}")
+        if len(problems) == 1:  # one line; line 0 = the whole file
+            ln, why = problems[0]
+            message = f"{path}: line {ln}: {why}" if ln else f"{path}: {why}"
+        else:
+            shown = "\n".join(f"  line {ln}: {why}" for ln, why in problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            message = f"{path}: {len(problems)} bad annotation row(s):\n{shown}{more}"
+        super().__init__(message)
         self.path = path
         self.problems = problems
 

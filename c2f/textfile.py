@@ -56,7 +56,7 @@ def decode_text(data: bytes, fallbacks: tuple[str, ...] = ()) -> tuple[str, str]
     raise error
 
 
-def describe_decode_error(data: bytes, exc: UnicodeDecodeError) -> str:
-    """'line 3: byte 0xe9 is not valid utf-8' for a decode failure at exc.start."""
+def locate_decode_error(data: bytes, exc: UnicodeDecodeError) -> tuple[int, str]:
+    """(1-based line, 'byte 0xe9 is not valid utf-8') of a decode failure at exc.start."""
     line = data.count(b"\n", 0, exc.start) + 1
-    return f"line {line}: byte 0x{data[exc.start]:02x} is not valid {exc.encoding}"
+    return line, f"byte 0x{data[exc.start]:02x} is not valid {exc.encoding}"

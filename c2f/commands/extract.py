@@ -32,16 +32,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from c2f.errors import C2FError
     from c2f.features import get_preset
     from c2f.features.extract import ExtractOutcome, extract_to_dir
-    from c2f.video.files import find_videos
+    from c2f.video.files import VIDEO_EXTENSIONS, find_videos
 
     settings = get_preset(args.preset)
     videos = find_videos(args.inputs)
-    out = Path(args.out)
     if not videos:
-        print(f"no video files found in {' '.join(args.inputs)}")
-        return 1
+        kinds = " ".join(sorted(VIDEO_EXTENSIONS))
+        raise C2FError(f"no videos found in {', '.join(args.inputs)} (video files end in {kinds})")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "is a file, not a folder" if out.is_file() else f"cannot be created ({exc.strerror})"
+        raise C2FError(f"--out {out} {what}") from None
     # One bar over videos; within a video it advances by the fraction of seconds done.
     bar = tqdm(total=len(videos), unit="video", desc="extract", bar_format="{l_bar}{bar}| {n:.1f}/{total}")
 

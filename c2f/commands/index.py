@@ -1,23 +1,66 @@
-"""`c2f index PATH... [--library DIR] [--preset P] [--reference]`: add videos to a library."""
+"""`c2f index PATH... [--library DIR] [--mode zero-shot|tiny|learned] [--reference]`: add videos to a library."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from c2f.features import FeatureSettings
+    from c2f.library import Library
+
+MODES = ["zero-shot", "tiny", "learned"]
 
 
 def add_library_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", default=None, help="library folder (default: $C2F_LIBRARY or ./c2f_library)")
 
 
+def library_folder(given: str | None) -> Path:
+    """The --library folder; LibraryError when the path is taken by something that is not a folder."""
+    from c2f.errors import LibraryError
+    from c2f.library import default_library_root
+
+    path = Path(given) if given is not None else default_library_root()
+    if path.exists() and not path.is_dir():
+        raise LibraryError(f"{path} is a file, not a library folder: give --library a folder")
+    return path
+
+
+def open_or_create_library(path: Path, settings: FeatureSettings | str | None, device: str | None) -> Library:
+    """Library(path), with a folder that cannot be created (read-only, /proc, ...) in one line."""
+    from c2f.errors import LibraryError
+    from c2f.library import Library
+
+    try:
+        return Library(path, settings=settings, device=device)
+    except OSError as exc:
+        raise LibraryError(f"{exc.filename or path}: cannot create the library there ({exc.strerror})") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="add videos (files or folders) to a library and index them")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders (searched recursively)")
     add_library_argument(p)
-    p.add_argument(
+    features = p.add_mutually_exclusive_group()
+    features.add_argument(
+        "--mode",
+        default=None,
+        choices=MODES,
+        help="the search backend the library is for; it fixes the features of a NEW library "
+        "(zero-shot: clip-only, tiny: tiny-clip-only, learned: the checkpoint's) and must fit an "
+        "existing one (default: the library's own; zero-shot for a new one)",
+    )
+    from c2f.features.settings import PRESETS  # light: no torch
+
+    features.add_argument(
         "--preset",
         default=None,
-        help="feature preset of a NEW library: clip-only (default), default, tiny, tiny-clip-only",
+        choices=sorted(PRESETS),
+        help="feature preset of a NEW library, instead of --mode",
     )
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder or name (--mode learned)")
     p.add_argument("--reference", action="store_true", help="keep a reference to the files instead of a copy")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
     p.set_defaults(func=run)
@@ -26,9 +69,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from c2f.library import Library
+    from c2f.errors import C2FError
+    from c2f.video.files import VIDEO_EXTENSIONS, find_videos
 
-    library = Library(args.library, settings=args.preset, device=args.device)
+    videos = find_videos(args.paths)
+    if not videos:
+        kinds = " ".join(sorted(VIDEO_EXTENSIONS))
+        raise C2FError(f"no videos found in {', '.join(args.paths)} (video files end in {kinds})")
+    if args.checkpoint and args.mode != "learned":
+        raise C2FError("--checkpoint goes with --mode learned")
+    path = library_folder(args.library)
+    settings = args.preset
+    if args.mode is not None:  # the backend knows its features (a learned one: its checkpoint's)
+        from c2f.search import load_backend
+
+        settings = load_backend(args.mode, args.checkpoint, args.device).feature_settings
+    library = open_or_create_library(path, settings, args.device)
     bar = tqdm(total=1000, desc="index", bar_format="{percentage:3.0f}%|{bar}| {desc}")
 
     def progress(name: str, video_fraction: float, overall: float) -> None:
@@ -36,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         bar.n = round(overall * 1000)
         bar.refresh()
 
-    report = library.add(args.paths, copy=not args.reference, progress=progress)
+    report = library.add(videos, copy=not args.reference, progress=progress)
     bar.n = 1000
     bar.close()
     print(

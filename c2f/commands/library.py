@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from c2f.commands.index import add_library_argument
+from c2f.commands.index import add_library_argument, library_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from c2f.library import open_library
 
-    library = open_library(args.library)
+    library = open_library(library_folder(args.library))
     if args.action == "list":
         records = library.list()
         if args.json:

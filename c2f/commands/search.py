@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from c2f.commands.index import add_library_argument
+from c2f.commands.index import add_library_argument, library_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     from c2f.library import open_library
     from c2f.search import load_backend
+    from c2f.search.query import clean_query
 
-    library = open_library(args.library, args.device)
+    clean_query(args.query)  # a bad query is refused before models load
+    library = open_library(library_folder(args.library), args.device)
     backend = load_backend(args.mode, args.checkpoint, args.device)
     result = library.search(args.query, backend, top_k_videos=args.top_k, moments_per_video=args.moments)
     if args.json:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from c2f.errors import AnnotationError
+from c2f.textfile import decode_text, locate_decode_error
 
 QUERY_TYPES = ("v", "t", "vt")
 
@@ -103,9 +104,14 @@ def load_annotations(
     problems: list[tuple[int, str]] = []
     seen: dict[object, int] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
-        raise AnnotationError(str(path), [(0, f"cannot read the file ({exc})")]) from None
+        raise AnnotationError(str(path), [(0, f"cannot read the file ({exc.strerror or exc})")]) from None
+    try:
+        lines = decode_text(data)[0].splitlines()  # UTF-8, or UTF-16/32 with or without a BOM
+    except UnicodeDecodeError as exc:
+        line, why = locate_decode_error(data, exc)
+        raise AnnotationError(str(path), [(line, f"{why}: save the file as UTF-8")]) from None
     for ln, line in enumerate(lines, 1):
         if not line.strip():
             continue

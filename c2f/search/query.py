@@ -20,10 +20,17 @@ class QueryEncoding:
 
 
 def clean_query(query: object) -> str:
-    """Collapse whitespace; refuse empty queries with a plain message."""
+    """Collapse whitespace; refuse empty queries, and text that is not valid Unicode, with a plain message."""
     if not isinstance(query, str):
         raise QueryError(f"the query must be text, not {type(query).__name__}")
     text = " ".join(query.split())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. bytes that were not UTF-8 in argv
+        raise QueryError(
+            f"the query is not valid text: character {exc.start + 1} (U+{ord(text[exc.start]):04X}) "
+            "is a lone surrogate (text that was not UTF-8?); retype the query"
+        ) from None
     if not text:
         raise QueryError("the query is empty: type a sentence that describes the moment you are looking for")
     return text[:MAX_QUERY_CHARS]
