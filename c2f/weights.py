@@ -57,6 +57,21 @@ REGISTRY: dict[str, WeightsSpec] = {
         url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
         sha256_prefix="d76dad2f",
     ),
+    # MIL-NCE S3D-G trained on HowTo100M (Miech et al. 2020), as used for VALUE's "mil-nce" stream.
+    "s3d:howto100m": WeightsSpec(
+        name="s3d:howto100m",
+        what="MIL-NCE S3D-G HowTo100M (video and text towers)",
+        folder="s3d",
+        filenames=("s3d_howto100m.pth",),
+        url="https://www.rocq.inria.fr/cluster-willow/amiech/howto100m/s3d_howto100m.pth",
+    ),
+    # Its word vocabulary (a numpy array of words; not a state dict, so never fetched through torch).
+    "s3d:howto100m-dict": WeightsSpec(
+        name="s3d:howto100m-dict",
+        what="MIL-NCE S3D-G HowTo100M word vocabulary",
+        folder="s3d",
+        filenames=("s3d_dict.npy",),
+    ),
 }
 
 

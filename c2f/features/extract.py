@@ -149,6 +149,11 @@ def extract_features(
     if subtitles is None:
         subtitles = find_sidecar_subtitles(path)
     subs = read_subtitles(subtitles) if isinstance(subtitles, (str, Path)) else list(subtitles or [])
+    if settings.extraction == "value":  # VALUE/HERO's own decoding and sampling
+        from c2f.features.value import extract_value_features
+
+        digest = content_hash or file_sha256(path)
+        return extract_value_features(path, settings, video_id or path.stem, subs, info, digest, device, progress)
 
     cs = settings.clip_seconds
     n_clips = max(1, math.ceil(info.duration / cs - 1e-6))

@@ -26,6 +26,11 @@ class FeatureSettings:
     clip_image_size: int = 224  # CLIP input (resize short side + centre crop)
     s3d_image_size: int = 224  # S3D input (resize short side + centre crop)
     tiny: bool = False  # randomly initialised tiny models: results are meaningless
+    # Added later; left out of the fingerprint at their defaults (older files keep theirs):
+    s3d_model: str = "s3d"  # "s3d": torchvision Kinetics S3D; "s3dg": MIL-NCE S3D-G (HowTo100M)
+    # "c2f": C2F's own sampling, L2-normalised streams; "value": VALUE/HERO's extraction exactly
+    # (c2f/features/value.py: ffmpeg fps/scale/crop, raw float16 outputs, HERO's 32-frame pick)
+    extraction: str = "c2f"
 
     @property
     def uses_s3d(self) -> bool:
@@ -61,6 +66,9 @@ class FeatureSettings:
         """Short stable hash of everything that changes the vectors (the preset name excluded)."""
         data = self.to_dict()
         data.pop("preset")
+        for name, default in _LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -76,6 +84,8 @@ class FeatureSettings:
                 f"differences (expected, found): {diff}. Re-extract them with the expected preset."
             )
 
+
+_LATER_FIELDS = {"s3d_model": "s3d", "extraction": "c2f"}
 
 PRESETS: dict[str, FeatureSettings] = {
     # VALUE/HERO "clip-vit_mil-nce"-like: CLIP ViT-B/32 (512) + S3D (1024) = 1536-d per 1.5 s clip.
@@ -95,6 +105,31 @@ PRESETS: dict[str, FeatureSettings] = {
         s3d_frames_per_clip=8,
         clip_image_size=64,
         s3d_image_size=64,
+        tiny=True,
+    ),
+    # VALUE/HERO "clip-vit_mil-nce" exactly (the released TVR features; learned mode, training):
+    # CLIP ViT-B/32 openai on one frame per 1.5 s (ffmpeg fps=2/3), short side 224 + 224 centre
+    # crop, raw encode_image output; MIL-NCE S3D-G on 1.5 s clips decoded at 30 fps (short side
+    # 224 + 224 centre crop), 32 of the 45 frames by HERO's temporal_sampling, input in [0, 1],
+    # mixed_5c (1024). Each stream rounded to float16, not normalised; [CLIP; S3D] = 1536-d.
+    "value": FeatureSettings(
+        preset="value",
+        s3d_weights="howto100m",
+        s3d_model="s3dg",
+        s3d_frames_per_clip=32,
+        extraction="value",
+    ),
+    # Tests: the value pipeline with tiny random CLIP (64 px) and S3D-G (32 px) frames.
+    "tiny-value": FeatureSettings(
+        preset="tiny-value",
+        clip_model="c2f-tiny-ViT",
+        clip_weights="random",
+        s3d_weights="random",
+        s3d_model="s3dg",
+        s3d_frames_per_clip=32,
+        clip_image_size=64,
+        s3d_image_size=32,
+        extraction="value",
         tiny=True,
     ),
     "tiny-clip-only": FeatureSettings(
