@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         if not args.features:
             raise C2FError("--checkpoint needs --features DIR (the feature files of the annotated videos)")
-        from c2f.model.inference import predict_from_checkpoint
+        from c2f.eval.predict import predict_from_checkpoint
 
         preds = predict_from_checkpoint(
             args.checkpoint, gt, args.features, top_k_videos=args.top_k_videos, device=args.device

@@ -1,4 +1,4 @@
-"""Evaluation: the exact TVR metrics, prediction files and span decoding."""
+"""Evaluation: the exact TVR metrics and prediction files (c2f.eval.predict runs a model to make them)."""
 
 from c2f.eval.metrics import QueryOutcome, compute_metrics, per_query_outcomes
 from c2f.eval.predictions import TVRPredictions, read_predictions, write_predictions

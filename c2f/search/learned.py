@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from c2f.data.dataset import text_token_encoder, video_input
 from c2f.errors import CheckpointError
-from c2f.eval.decode import moment_scores, temporal_nms, top_moments
 from c2f.features import ClipFeatures, FeatureSettings
 from c2f.model.c2f import VideoInput, build_video_batch
 from c2f.model.checkpoint import checkpoint_fingerprint, load_checkpoint
+from c2f.model.decode import moment_scores, temporal_nms, top_moments
 from c2f.model.inference import pad_tokens
 from c2f.search.localizer import Localization
 from c2f.search.query import QueryEncoding, clean_query

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
-from c2f.eval.decode import (
+from c2f.model.decode import (
     corpus_moments,
     moment_scores,
     temporal_iou_spans,
@@ -51,7 +53,7 @@ def test_moment_scores_and_top_moments_vs_brute_force(n, lo, hi):
         st, ed = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n))
         vs = float(rng.uniform(-1, 1))
         scores = moment_scores(st, ed, vs, alpha=20, min_len=lo, max_len=hi)
-        assert scores.shape == (n, n)
+        assert scores.to_dense().shape == (n, n)
         i, j, s = top_moments(scores, 30)
         ref = brute_force_moments(st, ed, vs, 20, lo, hi)[:30]
         np.testing.assert_allclose(s, [r[0] for r in ref], rtol=1e-12)
@@ -61,7 +63,7 @@ def test_moment_scores_and_top_moments_vs_brute_force(n, lo, hi):
 def test_length_limits_are_inclusive_clip_counts():
     st = ed = np.full(6, 1 / 6)
     scores = moment_scores(st, ed, 0.0, alpha=20, min_len=2, max_len=3)
-    allowed = {(int(a), int(b)) for a, b in zip(*np.nonzero(scores), strict=True)}
+    allowed = {(int(a), int(b)) for a, b in zip(*np.nonzero(scores.to_dense()), strict=True)}
     # (0, 2) covers clips 0, 1, 2: length j - i = 2 is the shortest allowed; (0, 3) the longest
     assert (0, 2) in allowed and (0, 3) in allowed
     assert (0, 1) not in allowed and (0, 4) not in allowed and (3, 2) not in allowed
@@ -78,7 +80,64 @@ def test_video_score_scales_by_exp_alpha():
     st, ed = np.array([0.5, 0.2, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4])
     a = moment_scores(st, ed, 0.1, alpha=20, min_len=0, max_len=3)
     b = moment_scores(st, ed, 0.3, alpha=20, min_len=0, max_len=3)
-    np.testing.assert_allclose(b, a * np.exp(20 * 0.2))
+    np.testing.assert_allclose(b.to_dense(), a.to_dense() * np.exp(20 * 0.2))
+
+
+def dense_moment_scores(st, ed, video_score, alpha, min_len, max_len):
+    """The former dense computation, kept as the reference: three (N, N) arrays."""
+    n = len(st)
+    outer = np.outer(st, ed) * np.exp(alpha * video_score)
+    length = np.arange(n)[None, :] - np.arange(n)[:, None]
+    allowed = (length >= min_len) & (length <= max_len)
+    if not allowed.any():
+        allowed = length >= 0
+    return np.where(allowed, outer, 0.0)
+
+
+def dense_top_moments(scores, top_n):
+    flat = scores.ravel()
+    valid = np.flatnonzero(flat > 0)
+    take = valid[np.argsort(-flat[valid], kind="stable")[:top_n]]
+    i, j = np.unravel_index(take, scores.shape)
+    return i, j, flat[take]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "n, lo, hi",
+    [(1, 2, 15), (2, 2, 15), (3, 2, 15), (16, 2, 15), (40, 2, 15), (9, 0, 0), (12, -2, 3), (8, 5, 1)],
+)
+def test_banded_scores_equal_the_dense_computation(n, lo, hi, dtype):
+    rng = np.random.default_rng(n + 100 * hi)
+    st, ed = rng.dirichlet(np.ones(n)).astype(dtype), rng.dirichlet(np.ones(n)).astype(dtype)
+    st[rng.random(n) < 0.2] = 0  # zero probabilities are not moments
+    ed[n // 2] = ed[0]  # exactly equal scores: ties broken by (i, j) as a stable dense sort does
+    vs = float(rng.uniform(-0.3, 0.3))
+    ours = moment_scores(st, ed, vs, alpha=20, min_len=lo, max_len=hi)
+    dense = dense_moment_scores(st, ed, vs, 20, lo, hi)
+    np.testing.assert_array_equal(ours.to_dense(), dense)
+    for top_n in (1, 7, 500):
+        i, j, s = top_moments(ours, top_n)
+        ri, rj, rs = dense_top_moments(dense, top_n)
+        assert i.tolist() == ri.tolist() and j.tolist() == rj.tolist()
+        np.testing.assert_allclose(s, rs, rtol=1e-12, atol=0)
+
+
+def test_three_hour_video_decodes_without_the_dense_matrix():
+    n = 7200  # 3 h of 1.5 s clips: one dense (N, N) float64 array is 415 MB
+    rng = np.random.default_rng(5)
+    st, ed = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n))
+    tracemalloc.start()
+    try:
+        scores = moment_scores(st, ed, 0.2)
+        i, j, s = top_moments(scores, 200)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, f"peak {peak / 1e6:.1f} MB"  # 14 diagonals x 7200 x 8 B = 0.8 MB of scores
+    assert len(s) == 200 and np.all((j - i >= 2) & (j - i <= 15)) and np.all(np.diff(s) <= 0)
+    best = max((st[a] * ed[b], a, b) for a in range(n) for b in range(a + 2, min(n, a + 16)))
+    assert (i[0], j[0]) == (best[1], best[2])
 
 
 def test_vslnet_argmax_vs_brute_force():

@@ -6,7 +6,34 @@ count j - i, so a span (i, i + 2) covers three 1.5 s clips).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class MomentScores:
+    """HERO's span scores of one video, stored by diagonal: only the allowed lengths are kept, so
+    memory is O(N x allowed lengths) instead of O(N^2) (a 3 h video has N = 7200 clips).
+
+    values[l, i] = score of the span (i, i + lengths[l]); 0 where that span leaves the video."""
+
+    n: int  # clips in the video
+    lengths: np.ndarray  # (L,) int64, allowed j - i, ascending
+    values: np.ndarray  # (L, N) float64 (or the probabilities' dtype)
+
+    def to_dense(self) -> np.ndarray:
+        """(N, N) score(i, j), 0 outside the allowed lengths (for small videos and checks only)."""
+        dense = np.zeros((self.n, self.n), dtype=self.values.dtype)
+        for length, row in zip(self.lengths.tolist(), self.values, strict=True):
+            i = _starts(self.n, length)
+            dense[i, i + length] = row[i]
+        return dense
+
+
+def _starts(n: int, length: int) -> np.ndarray:
+    """Start clips i of the spans (i, i + length) inside a video of n clips."""
+    return np.arange(max(0, -length), min(n, n - length))
 
 
 def moment_scores(
@@ -16,24 +43,30 @@ def moment_scores(
     alpha: float = 20.0,
     min_len: int = 2,
     max_len: int = 15,
-) -> np.ndarray:
-    """(N, N) score(i, j) = exp(alpha * video_score) * P_st(i) * P_ed(j) for min_len <= j - i <= max_len, else 0."""
+) -> MomentScores:
+    """score(i, j) = exp(alpha * video_score) * P_st(i) * P_ed(j) for min_len <= j - i <= max_len.
+    A video shorter than min_len + 1 clips allows every ordered span (j - i >= 0) instead."""
     n = len(st_prob)
-    outer = np.outer(st_prob, ed_prob) * np.exp(alpha * video_score)
-    length = np.arange(n)[None, :] - np.arange(n)[:, None]  # j - i
-    allowed = (length >= min_len) & (length <= max_len)
-    if not allowed.any():  # a video shorter than min_len clips: allow every ordered span
-        allowed = length >= 0
-    return np.where(allowed, outer, 0.0)
+    st, ed = np.asarray(st_prob), np.asarray(ed_prob)  # float32 stays float32 until scaled, as before
+    lengths = np.arange(max(min_len, -(n - 1)), min(max_len, n - 1) + 1, dtype=np.int64)
+    if len(lengths) == 0:
+        lengths = np.arange(n, dtype=np.int64)
+    scale = np.exp(alpha * video_score)
+    values = np.zeros((len(lengths), n), dtype=(st[:0] * ed[:0] * scale).dtype)  # (L, N)
+    for row, length in zip(values, lengths.tolist(), strict=True):
+        i = _starts(n, length)
+        row[i] = st[i] * ed[i + length] * scale  # the same float operations as the dense outer product
+    return MomentScores(n, lengths, values)
 
 
-def top_moments(scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The top_n (i, j, score) of a (N, N) score matrix with positive entries, best first."""
-    flat = scores.ravel()
-    valid = np.flatnonzero(flat > 0)
-    take = valid[np.argsort(-flat[valid], kind="stable")[:top_n]]
-    i, j = np.unravel_index(take, scores.shape)
-    return i, j, flat[take]
+def top_moments(scores: MomentScores, top_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top_n (i, j, score) with positive score, best first; equal scores by (i, j) ascending
+    (the order of a stable sort over the dense row-major matrix)."""
+    row, i = np.nonzero(scores.values > 0)  # (M,) each
+    j = i + scores.lengths[row]
+    s = scores.values[row, i]
+    order = np.lexsort((j, i, -s))[:top_n]
+    return i[order], j[order], s[order]
 
 
 def temporal_iou_spans(a: np.ndarray, b: np.ndarray) -> np.ndarray:
