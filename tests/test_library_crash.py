@@ -73,7 +73,7 @@ def test_killed_indexing_run_keeps_library_usable_and_resumes(tmp_path: Path, vi
     assert status == {"v0.mp4": "indexed", "v1.mp4": "indexed", "v2.mp4": "indexed", "v3.mp4": "pending"}
     # The library is usable as left: the committed videos are searchable, exactly.
     mid = Library(lib.root).search(query, tiny, moments_per_video=2)
-    assert_matches_brute_force(mid, brute_force(lib, query, top_k=10, moments=2))
+    assert_matches_brute_force(mid, brute_force(lib, query, top_k=10, moments=2), moments=2)
     assert {v["video_id"] for v in before["videos"]} <= {v.video_id for v in mid.videos}
 
     # Running the same command again finishes the job; nothing is done twice.
@@ -83,7 +83,7 @@ def test_killed_indexing_run_keeps_library_usable_and_resumes(tmp_path: Path, vi
     assert {r.status for r in lib.list()} == {"indexed"} and len(lib.list()) == 5
     assert not list(lib.root.rglob(".tmp-*"))  # leftovers of the killed writer were cleaned
     after = Library(lib.root).search(query, tiny, moments_per_video=2)
-    assert_matches_brute_force(after, brute_force(lib, query, top_k=10, moments=2))
+    assert_matches_brute_force(after, brute_force(lib, query, top_k=10, moments=2), moments=2)
 
 
 def test_resume_finishes_pending_videos(tmp_path: Path, video_dir: Path, tiny) -> None:
@@ -142,4 +142,4 @@ def test_search_while_adding_sees_only_committed_states(tmp_path: Path, video_di
     for ids in seen:
         assert sorted(ids) == sorted(order[: len(ids)])
     final = lib.search("a blue sky", tiny, top_k_videos=10, moments_per_video=2)
-    assert_matches_brute_force(final, brute_force(lib, "a blue sky", top_k=10, moments=2))
+    assert_matches_brute_force(final, brute_force(lib, "a blue sky", top_k=10, moments=2), moments=2)

@@ -129,6 +129,28 @@ def test_sidecar_and_given_subtitles(tmp_path: Path, video_dir: Path) -> None:
     assert all(r.has_subtitles for r in lib.list())
 
 
+def test_malformed_subtitles_do_not_reject_the_video(
+    tmp_path: Path, video_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = make_video(video_dir / "broken.mp4", segments=[("red", 3.0)])
+    (video_dir / "broken.srt").write_text("1\n00:00:01,000 --> oops\nhello\n")  # no readable cue
+    half = make_video(video_dir / "half.mp4", segments=[("blue", 3.0)])
+    write_srt(video_dir / "half.srt", [(0.0, 1.0, "kept"), (2.0, 1.0, "ends before it starts")])
+    lib = Library(tmp_path / "lib", settings=TINY)
+    report = lib.add([broken, half])
+    assert report.ok and [r.name for r in report.added] == ["broken.mp4", "half.mp4"]
+    warnings = dict(report.warnings)
+    assert warnings["broken.mp4"].startswith(f"{video_dir / 'broken.srt'}: line 2: unreadable cue timing")
+    assert warnings["broken.mp4"].endswith("indexed without subtitles")
+    assert warnings["half.mp4"].startswith(f"{video_dir / 'half.srt'}: line 6: cue ends before it starts")
+    rows = {r.name: r for r in lib.list()}
+    assert all(r.status == "indexed" and r.error is None for r in rows.values())
+    assert {name: r.note for name, r in rows.items()} == warnings  # the reason stays in the catalog
+    assert not rows["broken.mp4"].has_subtitles and lib.load_features(rows["broken.mp4"].video_id).subtitles == []
+    assert [s.text for s in lib.load_features(rows["half.mp4"].video_id).subtitles] == ["kept"]
+    assert "indexed without subtitles" in caplog.text
+
+
 def test_reindex_rebuilds_the_same_index(tmp_path: Path, video_dir: Path, tiny) -> None:
     for name, colour in [("a.mp4", "red"), ("b.mp4", "blue")]:
         make_video(video_dir / name, segments=[(colour, 3.0), ("white", 1.5)])

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +47,22 @@ class SearchBackend(Protocol):
     ) -> Localization:
         """Importance, start/end curves and ranked spans of one video for one query."""
         ...
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What one clip index holds: its name (indexes/<fingerprint>/) and each video's vectors in it."""
+
+    fingerprint: str
+    vectors_of: Callable[[ClipFeatures], np.ndarray]  # (N, d) per video
+
+
+def default_index_for(settings: FeatureSettings) -> IndexSpec:
+    """The index a library keeps current while it adds videos: the default mode's (zero-shot CLIP),
+    known from the library's feature settings without loading CLIP."""
+    from c2f.search.zero_shot import clip_stream_vectors, zero_shot_fingerprint
+
+    return IndexSpec(zero_shot_fingerprint(settings), clip_stream_vectors)
 
 
 def list_checkpoints(dir: str | Path | None = None) -> list[str]:

@@ -1,0 +1,184 @@
+"""The clip indexes of a library: saved versions on disk, their sync with the catalog, and the
+in-memory copy each search backend reuses between searches.
+
+indexes/<fingerprint>/current names the live version folder vNNNNNN/ (clips.faiss + clips.json);
+a new version is complete before `current` is swapped to it by an atomic rename, and the previous
+one is kept for readers that have just read the old pointer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from c2f.errors import FeatureFileError
+from c2f.features import ClipFeatures
+from c2f.library.catalog import VideoRecord
+from c2f.library.storage import LibraryFiles
+
+if TYPE_CHECKING:
+    from c2f.index import ClipIndex
+
+log = logging.getLogger(__name__)
+
+VectorsFn = Callable[[ClipFeatures], np.ndarray]  # one video's (N, d) vectors in an index's space
+
+
+@dataclass
+class LoadedIndex:
+    version: str  # the `current` pointer it was loaded from ("" when built from nothing)
+    index: ClipIndex | None
+    synced_to: Mapping[int, VideoRecord] | None = None  # the catalog snapshot it matches (by identity)
+
+
+class IndexVersions:
+    """The saved versions of every index of one library folder."""
+
+    def __init__(self, files: LibraryFiles) -> None:
+        self.files = files
+
+    def current(self, fingerprint: str) -> str:
+        try:
+            return (self.files.index_dir(fingerprint) / "current").read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+    def load(self, fingerprint: str) -> LoadedIndex | None:
+        """The last saved version, or None when none was saved yet (or it stays unreadable)."""
+        from c2f.index import ClipIndex
+        from c2f.index.clip_index import IndexError_
+
+        for _ in range(5):  # a writer may swap versions between reading `current` and the files
+            version = self.current(fingerprint)
+            if not version:
+                return None
+            try:
+                return LoadedIndex(version, ClipIndex.load(self.files.index_dir(fingerprint) / version))
+            except IndexError_:
+                time.sleep(0.05)
+        return None  # unreadable: rebuilt from the feature files by the caller
+
+    def save(self, fingerprint: str, index: ClipIndex) -> str:
+        """Write a new version folder, then point `current` at it (caller holds the write lock)."""
+        d = self.files.index_dir(fingerprint)
+        d.mkdir(parents=True, exist_ok=True)
+        old = self.current(fingerprint)
+        number = int(old[1:]) + 1 if old else 1
+        version = f"v{number:06d}"
+        tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=d))
+        index.save(tmp_dir)
+        os.replace(tmp_dir, d / version)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+        with os.fdopen(fd, "w") as f:
+            f.write(version)
+        os.replace(tmp, d / "current")
+        for p in d.glob("v*"):  # keep the previous version for readers of the old pointer
+            if p.is_dir() and p.name < f"v{number - 1:06d}":
+                shutil.rmtree(p, ignore_errors=True)
+        return version
+
+    def remove_video(self, key: int) -> None:
+        """Take one video out of every saved index (caller holds the write lock)."""
+        for d in self.files.index_dirs():
+            loaded = self.load(d.name)
+            if loaded is not None and loaded.index is not None and key in loaded.index:
+                loaded.index.remove(key)
+                self.save(d.name, loaded.index)
+
+    def delete(self, fingerprint: str) -> None:
+        shutil.rmtree(self.files.index_dir(fingerprint), ignore_errors=True)
+
+
+class IndexSync:
+    """Brings an index to exactly a given set of indexed videos, reading their feature files."""
+
+    def __init__(
+        self, load_features: Callable[[str], ClipFeatures], is_listed: Callable[[int], bool]
+    ) -> None:
+        self.load_features = load_features
+        self.is_listed = is_listed  # False once a video's catalog row is gone (removed meanwhile)
+
+    def __call__(
+        self,
+        index: ClipIndex | None,
+        indexed: Mapping[int, VideoRecord],
+        vectors_of: VectorsFn,
+        fingerprint: str,
+    ) -> tuple[ClipIndex | None, bool]:
+        """Returns (index, whether it changed); None when both are empty."""
+        from c2f.index import ClipIndex
+
+        changed = False
+        if index is not None:
+            for key in [k for k in index.video_keys() if k not in indexed]:
+                index.remove(key)
+                changed = True
+        missing = [k for k in indexed if index is None or k not in index]
+        batch: dict[int, np.ndarray] = {}
+        for key in missing:
+            try:
+                batch[key] = vectors_of(self.load_features(indexed[key].video_id))
+            except FeatureFileError as exc:
+                if self.is_listed(key):  # not a concurrent removal: say so, go on
+                    log.warning("video %s is left out of the search: %s", indexed[key].name, exc)
+        if batch:
+            if index is None:
+                index = ClipIndex(next(iter(batch.values())).shape[1], fingerprint, kind="auto")
+            index.add_many(batch)
+            changed = True
+        return index, changed
+
+
+class IndexCache:
+    """Each backend's index as last brought up to a catalog snapshot, reused while neither the
+    saved version nor the snapshot moves. `lock` is held by a search for as long as it reads one."""
+
+    def __init__(
+        self,
+        versions: IndexVersions,
+        sync: IndexSync,
+        try_write_lock: Callable[[], AbstractContextManager[bool]],
+    ) -> None:
+        self.versions = versions
+        self.sync = sync
+        self.try_write_lock = try_write_lock  # yields False at once when a writer is busy
+        self.lock = threading.RLock()
+        self._loaded: dict[str, LoadedIndex] = {}
+
+    def synced(
+        self, fingerprint: str, vectors_of: VectorsFn, indexed: Mapping[int, VideoRecord]
+    ) -> ClipIndex:
+        """The index of `fingerprint` holding exactly the `indexed` videos (not empty)."""
+        with self.lock:
+            cached = self._loaded.get(fingerprint)
+            version = self.versions.current(fingerprint)
+            if cached is not None and cached.version == version and cached.synced_to is indexed:
+                assert cached.index is not None
+                return cached.index  # nothing moved since the last search
+            if cached is None or (version and cached.version != version):
+                cached = self.versions.load(fingerprint) or LoadedIndex("", None)
+            index, changed = self.sync(cached.index, indexed, vectors_of, fingerprint)
+            assert index is not None  # indexed is not empty
+            cached = LoadedIndex(cached.version, index, indexed)
+            if changed:
+                # Share the work with later readers, unless a writer is busy (it saves soon anyway).
+                with self.try_write_lock() as got:
+                    if got and self.versions.current(fingerprint) == cached.version:
+                        cached.version = self.versions.save(fingerprint, index)
+            self._loaded[fingerprint] = cached
+            return index
+
+    def forget(self, fingerprint: str) -> None:
+        with self.lock:
+            self._loaded.pop(fingerprint, None)

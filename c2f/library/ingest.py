@@ -1,0 +1,217 @@
+"""Adding videos to a library: admit each file (hash, duplicate check, subtitles, copy), extract its
+features, commit its catalog row, and keep the default index current, saving it now and then.
+
+A catalog row becomes "indexed" only after its feature file exists, so a killed run loses nothing
+but the video it was working on; running `add` again (or `resume`) finishes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from c2f.errors import C2FError, LibraryError, NotAFileError
+from c2f.features import Subtitle, save_features
+from c2f.library.catalog import VideoRecord
+
+if TYPE_CHECKING:
+    from c2f.library.library import Library
+
+log = logging.getLogger(__name__)
+
+INDEX_SAVE_EVERY_S = 10.0  # while adding, save the index at most this often (and at the end)
+
+# progress(video name, fraction of this video done, fraction of the whole run done)
+AddProgress = Callable[[str, float, float], None]
+SubtitlesArg = str | Path | dict[str, str | Path] | None
+
+
+@dataclass
+class AddReport:
+    added: list[VideoRecord] = field(default_factory=list)  # newly indexed (or resumed) videos
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file name, existing video id)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file name, error message)
+    # (file name, what it went without): indexed all the same, e.g. without its unreadable subtitles
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class _Admitted:
+    """A video that passed the checks and is about to be extracted."""
+
+    name: str  # the user's file name
+    src: Path  # the user's file
+    stored: Path  # the file the library plays (a copy, or the original)
+    content_hash: str
+    is_copy: bool
+    subtitles: list[Subtitle]
+    note: str | None  # what it goes without (stored in the catalog, reported as a warning)
+    existing: VideoRecord | None  # its row when an earlier run left it pending or failed
+
+    @property
+    def video_id(self) -> str:
+        return self.content_hash[:12]
+
+
+def subtitles_file(src: Path, subtitles: SubtitlesArg, n_files: int) -> Path | None:
+    """The subtitle file of one video: given for it, or its sidecar (movie.srt next to movie.mp4)."""
+    from c2f.features.subtitles import find_sidecar_subtitles
+
+    if isinstance(subtitles, dict):
+        given = subtitles.get(str(src), subtitles.get(src.name))
+        if given is not None:
+            return Path(given)
+    elif subtitles is not None:
+        if n_files != 1:
+            raise LibraryError("one subtitle file was given for several videos: pass {video: subtitles}")
+        return Path(subtitles)
+    return find_sidecar_subtitles(src)
+
+
+def _read_subtitles(path: Path | None) -> tuple[list[Subtitle], str | None]:
+    """The readable cues of a video's subtitle file and what was left out (None: nothing). A
+    malformed or unreadable file never costs its video: it is indexed without those cues."""
+    from c2f.features.subtitles import read_usable_subtitles
+
+    if path is None:
+        return [], None
+    subs, problem = read_usable_subtitles(path)
+    if problem is None:
+        return subs, None
+    return subs, problem if subs else f"{problem}; indexed without subtitles"
+
+
+def _file_sha256(path: Path) -> str:
+    from c2f.features.extract import file_sha256
+
+    return file_sha256(path)
+
+
+class Ingest:
+    """One `add` (or `resume`) run over a list of files; the caller holds the library's write lock."""
+
+    def __init__(self, library: Library, progress: AddProgress | None) -> None:
+        self.lib = library
+        self.progress = progress
+        self.report = AddReport()
+        self.spec = library.default_index
+        loaded = library.versions.load(self.spec.fingerprint)
+        self.indexed = {r.key: r for r in library.catalog.all("indexed")}
+        self.index, self.dirty = library.sync_index(
+            loaded.index if loaded else None, self.indexed, self.spec.vectors_of, self.spec.fingerprint
+        )
+        self.last_save = time.monotonic()
+
+    def run(
+        self, files: list[tuple[Path, VideoRecord | None]], copy: bool, subtitles: SubtitlesArg
+    ) -> AddReport:
+        n = max(len(files), 1)
+        for i, (src, resumed) in enumerate(files):
+            name = resumed.name if resumed else src.name
+            try:
+                job = self._admit(src, resumed, copy, subtitles, len(files))
+            except (OSError, C2FError) as exc:  # unreadable file, disk full: nothing recorded yet
+                self.report.failed.append((name, str(exc)))
+                job = None
+            if job is None:
+                if self.progress:
+                    self.progress(name, 1.0, (i + 1) / n)
+                continue
+            self._index_one(job, i, n)
+        if self.dirty and self.index is not None:
+            self.lib.versions.save(self.spec.fingerprint, self.index)
+        return self.report
+
+    def _admit(
+        self, src: Path, resumed: VideoRecord | None, copy: bool, subtitles: SubtitlesArg, n_files: int
+    ) -> _Admitted | None:
+        """The video to extract, or None for a duplicate (reported). Raises for unusable files."""
+        name = resumed.name if resumed else src.name
+        if not src.is_file():
+            raise NotAFileError(str(src), "not found or not a regular file")
+        content_hash = resumed.content_hash if resumed else _file_sha256(src)
+        rec = self.lib.catalog.by_hash(content_hash)
+        if rec is not None and rec.status == "indexed":
+            self.report.duplicates.append((name, rec.video_id))
+            return None
+        if resumed:
+            subs, note = _read_subtitles(subtitles_file(Path(resumed.stored_path), None, 1))
+            stored, is_copy = Path(resumed.stored_path), resumed.is_copy
+        else:
+            subs, note = _read_subtitles(subtitles_file(src, subtitles, n_files))
+            stored, is_copy = self.lib.files.store_video(src, content_hash[:12], copy), copy
+        return _Admitted(name, src, stored, content_hash, is_copy, subs, note, rec)
+
+    def _index_one(self, job: _Admitted, i: int, n: int) -> None:
+        from c2f.features.extract import extract_features
+
+        catalog = self.lib.catalog
+        if job.existing is None:
+            key = catalog.insert_pending(
+                job.video_id, job.name, job.content_hash, str(job.stored), job.is_copy
+            )
+        else:  # pending (killed run) or failed before: try again
+            key = job.existing.key
+            catalog.reset_pending(key, job.name, str(job.stored), job.is_copy)
+        if self.progress:  # reported once the row exists: an interruption from here on resumes
+            self.progress(job.name, 0.0, i / n)
+
+        def on_progress(done: float, total: float) -> None:
+            if self.progress:
+                f = done / total if total > 0 else 1.0
+                self.progress(job.name, f, (i + f) / n)
+
+        try:
+            feats = extract_features(
+                job.stored,
+                self.lib.settings,
+                video_id=job.video_id,
+                subtitles=job.subtitles,
+                device=self.lib.device,
+                progress=on_progress,
+                content_hash=job.content_hash,  # hashed when admitted: a second pass over the file saved
+            )
+            feats.video = replace(feats.video, source_name=job.name)
+            save_features(feats, self.lib.files.feature_path(job.video_id))
+            catalog.mark_indexed(
+                key,
+                duration=feats.video.duration,
+                fps=feats.video.fps,
+                width=feats.video.width,
+                height=feats.video.height,
+                num_clips=feats.num_clips,
+                settings_fingerprint=self.lib.settings.fingerprint(),
+                subtitles=[s.__dict__ for s in feats.subtitles],
+                note=job.note,
+            )
+        except Exception as exc:  # any failure is this video's, never the whole run's
+            message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
+            message = message.replace(str(job.stored), str(job.src))  # name the user's file, not our copy
+            catalog.mark_failed(key, message)
+            if job.is_copy:
+                job.stored.unlink(missing_ok=True)
+            self.report.failed.append((job.name, message))
+            return
+        self.lib.features.put(job.video_id, feats)
+        record = catalog.by_key(key)
+        assert record is not None  # written above, under the write lock
+        self.index, _ = self.lib.sync_index(
+            self.index, {**self.indexed, key: record}, self.spec.vectors_of, self.spec.fingerprint
+        )
+        self.indexed[key] = record
+        self.dirty = True
+        self.report.added.append(record)
+        if job.note:
+            log.warning("%s: %s", job.name, job.note)
+            self.report.warnings.append((job.name, job.note))
+        if time.monotonic() - self.last_save > INDEX_SAVE_EVERY_S and self.index is not None:
+            self.lib.versions.save(self.spec.fingerprint, self.index)
+            self.dirty, self.last_save = False, time.monotonic()
