@@ -2,109 +2,131 @@
 
 UI only: every action calls c2f (c2f.ui.service.AppService over c2f.library / c2f.search / c2f.analysis).
 Run: python app.py [--host 0.0.0.0] [--port 7860] [--library DIR] [--mode zero-shot|tiny|learned:NAME]
+     [--multi-user]   (on by itself on a Hugging Face Space: private libraries + a shared showcase)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from c2f.errors import C2FError
-from c2f.eval.predictions import write_predictions
-from c2f.ui.examples import ASSETS, ensure_examples, example_annotations, example_queries
-from c2f.ui.plots import results_figure
-from c2f.ui.service import AppConfig, AppService
-
-try:  # ZeroGPU Spaces: only the GPU-heavy functions ask for the GPU
-    import spaces
-
-    gpu = spaces.GPU
-except ImportError:
-
-    def gpu(fn):
-        return fn
-
+from c2f.ui.examples import example_annotations, example_queries, example_videos
+from c2f.ui.player import trust_playable
+from c2f.ui.plots import curves_table, results_figure
+from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
+from c2f.ui.text import public_text
+from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds
 
 LIBRARY_COLUMNS = ["id", "name", "duration (s)", "clips", "status", "subtitles", "error"]
 MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
 OUTCOME_COLUMNS = ["desc_id", "query", "video", "rank of right video", "best IoU", "kind"]
 
+# Seek the player to `t` once it shows the file `name` (a new file may still be loading).
+SEEK_JS = """
+(t, name) => {
+  const until = Date.now() + 8000;
+  const go = () => {
+    const v = document.querySelector('#player video');
+    const src = v ? decodeURIComponent(v.currentSrc || v.src || '') : '';
+    if (v && name && src.includes(name) && v.readyState >= 1) { v.currentTime = t; return; }
+    if (Date.now() < until) setTimeout(go, 40);
+  };
+  go();
+}
+"""
+
 
 def parse_args() -> argparse.Namespace:
+    env = os.environ.get
     p = argparse.ArgumentParser(description="C2F demo")
-    p.add_argument("--host", default=os.environ.get("C2F_HOST", "127.0.0.1"))
+    p.add_argument("--host", default=env("C2F_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(env("C2F_PORT", env("GRADIO_SERVER_PORT", "7860"))))
+    p.add_argument("--library", default=env("C2F_LIBRARY", "c2f_library"), help="library root folder")
     p.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("C2F_PORT", os.environ.get("GRADIO_SERVER_PORT", "7860"))),
+        "--mode", default=env("C2F_MODE", "zero-shot"), help="zero-shot, tiny or learned:<checkpoint>"
     )
+    p.add_argument("--max-upload-mb", type=int, default=int(env("C2F_MAX_UPLOAD_MB", "500")))
+    p.add_argument("--max-video-seconds", type=float, default=float(env("C2F_MAX_VIDEO_SECONDS", "3600")))
+    p.add_argument("--device", default=env("C2F_DEVICE"))
     p.add_argument(
-        "--library", default=os.environ.get("C2F_LIBRARY", "c2f_library"), help="library root folder"
+        "--multi-user",
+        action=argparse.BooleanOptionalAction,
+        default=bool(env("SPACE_ID")) or env("C2F_MULTI_USER", "0") == "1",
+        help="a private library per visitor and a shared read-only showcase (default on a Space)",
     )
-    p.add_argument(
-        "--mode",
-        default=os.environ.get("C2F_MODE", "zero-shot"),
-        help="zero-shot, tiny (random test models) or learned:<checkpoint name>",
-    )
-    p.add_argument("--max-upload-mb", type=int, default=int(os.environ.get("C2F_MAX_UPLOAD_MB", "500")))
-    p.add_argument(
-        "--max-video-seconds", type=float, default=float(os.environ.get("C2F_MAX_VIDEO_SECONDS", "3600"))
-    )
-    p.add_argument("--device", default=os.environ.get("C2F_DEVICE"))
     return p.parse_args()
 
 
 def build_demo(service: AppService) -> gr.Blocks:
+    multi = service.config.multi_user
+
     def fail(exc: Exception):
-        raise gr.Error(str(exc), print_exception=False)
+        raise gr.Error(public_text(str(exc)), print_exception=False)
+
+    def who(token, request: gr.Request | None):
+        try:
+            return service.visitor(token, getattr(request, "session_hash", None))
+        except C2FError as exc:
+            fail(exc)
 
     def banner(mode):
-        text, _ = service.mode_banner(mode)
-        return text
+        return service.mode_banner(mode)[0]
 
-    def library_rows(mode):
+    def library_rows(mode, token=None, request: gr.Request = None):
         try:
-            return service.table(mode)
+            return service.table(mode, who(token, request))
         except C2FError:
             return []
 
-    def video_choices(mode):
-        return gr.update(choices=[(f"{r[1]} ({r[0]})", r[0]) for r in library_rows(mode)], value=None)
+    def video_choices(rows):
+        return gr.update(choices=[(f"{r[1]} ({r[0]})", r[0]) for r in rows], value=None)
 
-    @gpu
-    def index_files(files, mode, progress=gr.Progress()):
+    def refreshed(mode, token, request: gr.Request = None):
+        rows = library_rows(mode, token, request)
+        return rows, video_choices(rows)
+
+    def on_load(mode, token, request: gr.Request):
+        token = service.browser_token(token)
+        return (token, *refreshed(mode, token, request))
+
+    def index_gpu_seconds(files, *_args, **_kw):
+        return index_seconds([f if isinstance(f, str) else f.name for f in (files or [])])
+
+    @gpu(index_gpu_seconds)
+    def index_files(files, mode, token=None, request: gr.Request = None, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else f.name for f in (files or [])]
         try:
             outcome = service.index(
-                mode, paths, progress=lambda name, v, overall: progress(overall, desc=f"{name}: {v:.0%}")
+                mode,
+                paths,
+                progress=lambda name, v, overall: progress(overall, desc=f"{name}: {v:.0%}"),
+                who=who(token, request),
             )
         except C2FError as exc:
             fail(exc)
         for name, why in outcome.failed:
-            gr.Warning(f"{name}: {why}")
-        return outcome.summary(), library_rows(mode), video_choices(mode)
+            gr.Warning(public_text(f"{name}: {why}"))
+        return (public_text(outcome.summary()), *refreshed(mode, token, request))
 
-    def add_examples(mode, progress=gr.Progress()):
-        videos = ensure_examples()
-        return index_files(
-            [str(p) for p in videos] + [str(p.with_suffix(".srt")) for p in videos], mode, progress
-        )
+    def add_examples(mode, token=None, request: gr.Request = None, progress=gr.Progress()):
+        return index_files([str(p) for p in example_videos()], mode, token, request, progress)
 
-    def remove_video(video_id, mode):
+    def remove_video(video_id, mode, token=None, request: gr.Request = None):
         try:
-            msg = service.remove(mode, video_id)
+            msg = service.remove(mode, video_id, who(token, request))
         except C2FError as exc:
             fail(exc)
-        return msg, library_rows(mode), video_choices(mode)
+        return (msg, *refreshed(mode, token, request))
 
-    @gpu
-    def search(query, top_k, moments, mode):
+    @gpu(SEARCH_SECONDS)
+    def search(query, top_k, moments, mode, source="auto", token=None, request: gr.Request = None):
         try:
-            result = service.search(mode, query, top_k, moments)
+            result, coll = service.search(mode, query, top_k, moments, who(token, request), source)
+            media = {v.video_id: service.media(coll, v.video_id) for v in result.videos}
         except C2FError as exc:
             fail(exc)
         for note in result.notes:
@@ -113,35 +135,66 @@ def build_demo(service: AppService) -> gr.Blocks:
             [i, m.name, round(m.start, 2), round(m.end, 2), round(m.score, 4), round(m.video_score, 4)]
             for i, m in enumerate(result.moments, 1)
         ]
-        fig = results_figure(result.videos)
-        player = service.moment_clip(mode, result.moments[0]) if result.moments else None
-        gallery = service.thumbnails(mode, result)
+        gallery = [
+            (str(media[v.video_id][1]), f"{rank}. {v.name} ({v.video_score:.3f})")
+            for rank, v in enumerate(result.videos, 1)
+            if media[v.video_id][1] is not None
+        ]
+        top = result.moments[0] if result.moments else None
+        player = str(media[top.video_id][0]) if top else None
         timing = " · ".join(f"{k} {v:.0f} ms" for k, v in result.timings.items())
         status = f"{len(result.videos)} video(s), {len(result.moments)} moment(s) in {timing}"
-        return rows, fig, player, gallery, status, result.to_dict(), result
+        raw = result.to_dict()
+        for v in raw["videos"]:
+            v.pop("video_file", None)  # a server path: never shown to a visitor
+        last = {
+            "moments": [[m.video_id, m.start] for m in result.moments],
+            "media": {vid: str(paths[0]) for vid, paths in media.items()},
+            "current": top.video_id if top else None,
+        }
+        seek_t = round(top.start, 3) if top else 0.0
+        seek_name = Path(player).name if player else ""
+        return rows, curves_table(result.videos), player, gallery, status, raw, last, seek_t, seek_name
 
-    def play_selected(result, mode, evt: gr.SelectData):
-        if result is None or not result.moments:
-            return None
+    def play_selected(last, evt: gr.SelectData):
+        """A moment row: the same file seeks in place; another video is loaded, then seeks."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return service.moment_clip(mode, result.moments[int(row)])
+        if not last or not last["moments"] or row is None or int(row) >= len(last["moments"]):
+            return gr.skip(), gr.skip(), gr.skip(), last
+        video_id, start = last["moments"][int(row)]
+        path = last["media"][video_id]
+        player = gr.skip() if video_id == last["current"] else path
+        return player, round(start, 3), Path(path).name, {**last, "current": video_id}
 
-    @gpu
-    def run_analysis(annotations, top_k, mode, progress=gr.Progress()):
+    def seek_plot(last, evt: gr.SelectData):
+        """A span brushed on the curves: seek the playing video to its start."""
+        if not last or not last.get("current") or not isinstance(evt.index, (list, tuple)):
+            return gr.skip(), gr.skip()
+        return round(float(evt.index[0]), 3), Path(last["media"][last["current"]]).name
+
+    @gpu(SEARCH_SECONDS)
+    def run_analysis(
+        annotations,
+        top_k,
+        mode,
+        source="auto",
+        token=None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         path = annotations if isinstance(annotations, str) else getattr(annotations, "name", None)
         if not path:
             fail(
                 C2FError("upload a TVR-format annotation file (.jsonl) first, or use the example annotations")
             )
+        visitor = who(token, request)
         try:
-            ev = service.evaluate(mode, path, top_k, progress=lambda f, d: progress(f, desc=d))
+            ev = service.evaluate(mode, path, top_k, lambda f, d: progress(f, desc=d), visitor, source)
         except C2FError as exc:
             fail(exc)
         for _, why in ev.skipped[:5]:
-            gr.Warning(why)
-        out = write_predictions(
-            ev.predictions, Path(tempfile.mkdtemp(prefix="c2f-pred-")) / "tvr_predictions.json"
-        )
+            gr.Warning(public_text(why))
+        out = service.export_predictions(ev, visitor)
         return ev.metric_rows(), ev.outcome_rows(), str(out), ev, show_query(ev, 0)
 
     def show_query(ev, row):
@@ -157,56 +210,73 @@ def build_demo(service: AppService) -> gr.Blocks:
     def use_example_annotations():
         return str(example_annotations())
 
-    with gr.Blocks(title="C2F: find the moment") as demo:
+    # Gradio's own temporary files (uploads, returned files) older than an hour go every 10 minutes.
+    with gr.Blocks(title="C2F: find the moment", delete_cache=(600, 3600)) as demo:
         gr.Markdown(
             "# C2F: find the moment, in any video of a collection\n"
             "Coarse to fine: rank the videos for a sentence, then localize the moment inside the best ones."
+            + (
+                "\n\nYour videos are private to this browser and removed after "
+                f"{service.config.idle_minutes:.0f} idle minutes; until you add some, searches look in the examples."
+                if multi
+                else ""
+            )
         )
+        token = gr.BrowserState(None, storage_key="c2f-visitor")
         with gr.Row():
             mode = gr.Dropdown(service.modes(), value=service.config.mode, label="Mode", scale=1)
             mode_text = gr.Markdown(banner(service.config.mode), elem_id="mode-banner")
         last_result = gr.State(None)
         last_eval = gr.State(None)
+        seek_t = gr.Number(visible=False)
+        seek_name = gr.Textbox(visible=False)
         with gr.Tab("Library"):
             files = gr.File(
                 file_count="multiple",
-                label="Videos (and optional .srt / .vtt subtitles with the same name)",
-                file_types=["video", ".srt", ".vtt"],
+                label=f"Videos (and optional .srt / .vtt subtitles with the same name): {' '.join(UPLOAD_EXTENSIONS)}",
             )
             with gr.Row():
                 index_btn = gr.Button("Index uploaded files", variant="primary")
-                examples_btn = gr.Button("Add the example videos", elem_id="add-examples")
-            index_status = gr.Markdown()
+                examples_btn = gr.Button("Add the example videos", elem_id="add-examples", visible=not multi)
+            index_status = gr.Markdown(elem_id="index-status")
             table = gr.Dataframe(
-                headers=LIBRARY_COLUMNS,
-                value=library_rows(service.config.mode),
-                label="Collection",
-                interactive=False,
+                headers=LIBRARY_COLUMNS, label="Collection", interactive=False, elem_id="collection"
             )
             with gr.Row():
-                to_remove = gr.Dropdown(choices=[], label="Video to remove")
+                to_remove = gr.Dropdown(choices=[], label="Video to remove", allow_custom_value=True)
                 remove_btn = gr.Button("Remove")
         with gr.Tab("Search"):
             with gr.Row():
                 query = gr.Textbox(
-                    label="Describe the moment",
-                    placeholder="she hands him the keys",
-                    scale=4,
-                    elem_id="query",
+                    label="Describe the moment", placeholder=example_queries()[0], scale=4, elem_id="query"
                 )
                 search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-btn")
             with gr.Row():
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Videos (coarse top-k)")
                 n_moments = gr.Slider(1, 5, value=3, step=1, label="Moments per video")
-            gr.Examples(example_queries(), inputs=query)
-            search_status = gr.Markdown()
+                source = gr.Radio(list(SOURCES), value="auto", label="Search in", visible=multi)
+            gr.Examples(example_queries(), inputs=query, cache_examples=False)
+            search_status = gr.Markdown(elem_id="search-status")
             with gr.Row():
                 player = gr.Video(
-                    label="Best moment (select a row to play another)", elem_id="player", scale=1
+                    label="Moment (select a row or brush the curves to jump)",
+                    elem_id="player",
+                    scale=1,
                 )
+                trust_playable(player, service.media_root)
                 gallery = gr.Gallery(label="Top videos", columns=3, height=220, scale=1)
-            moments = gr.Dataframe(headers=MOMENT_COLUMNS, label="Moments", interactive=False)
-            plot = gr.Plot(label="Importance over time, predicted spans shaded", elem_id="result-plot")
+            moments = gr.Dataframe(
+                headers=MOMENT_COLUMNS, label="Moments", interactive=False, elem_id="moments"
+            )
+            plot = gr.LinePlot(
+                x="time (s)",
+                y="importance",
+                color="video",
+                tooltip="all",
+                label="Importance over time (hover for values, brush a span to jump)",
+                elem_id="result-plot",
+                height=260,
+            )
             with gr.Accordion("Raw result (JSON)", open=False):
                 raw = gr.JSON()
         with gr.Tab("Error analysis"):
@@ -228,29 +298,48 @@ def build_demo(service: AppService) -> gr.Blocks:
             query_plot = gr.Plot(label="Right video: curves, predicted spans, ground truth (hatched)")
             export = gr.File(label="Predictions (TVR format)")
 
-        mode.change(banner, mode, mode_text, queue=False).then(library_rows, mode, table, queue=False).then(
-            video_choices, mode, to_remove, queue=False
+        library_outputs = [index_status, table, to_remove]
+        private = dict(api_name=False, queue=False)
+        mode.change(banner, mode, mode_text, **private).then(
+            refreshed, [mode, token], [table, to_remove], **private
         )
-        index_btn.click(index_files, [files, mode], [index_status, table, to_remove], api_name="index")
-        examples_btn.click(add_examples, [mode], [index_status, table, to_remove], api_name="add_examples")
-        remove_btn.click(remove_video, [to_remove, mode], [index_status, table, to_remove], api_name="remove")
+        index_btn.click(
+            index_files,
+            [files, mode, token],
+            library_outputs,
+            api_name="index",
+            concurrency_id="index",
+            concurrency_limit=1,
+        )
+        if not multi:  # on a public deployment the examples are the showcase, already indexed
+            examples_btn.click(
+                add_examples, [mode, token], library_outputs, api_name="add_examples", concurrency_id="index"
+            )
+        remove_btn.click(remove_video, [to_remove, mode, token], library_outputs, api_name="remove")
         search_args = dict(
             fn=search,
-            inputs=[query, top_k, n_moments, mode],
-            outputs=[moments, plot, player, gallery, search_status, raw, last_result],
+            inputs=[query, top_k, n_moments, mode, source, token],
+            outputs=[moments, plot, player, gallery, search_status, raw, last_result, seek_t, seek_name],
+            concurrency_id="search",
+            concurrency_limit=4,
         )
-        search_btn.click(**search_args, api_name="search")
-        query.submit(**search_args, api_name=False)
-        moments.select(play_selected, [last_result, mode], player)
-        ann_example.click(use_example_annotations, None, ann, queue=False)
+        seek = dict(fn=None, inputs=[seek_t, seek_name], outputs=None, js=SEEK_JS, api_name=False)
+        search_btn.click(**search_args, api_name="search").then(**seek)
+        query.submit(**search_args, api_name=False).then(**seek)
+        moments.select(
+            play_selected, [last_result], [player, seek_t, seek_name, last_result], **private
+        ).then(**seek)
+        plot.select(seek_plot, [last_result], [seek_t, seek_name], **private).then(**seek)
+        ann_example.click(use_example_annotations, None, ann, **private)
         run_btn.click(
             run_analysis,
-            [ann, ann_topk, mode],
+            [ann, ann_topk, mode, source, token],
             [metrics, outcomes, export, last_eval, query_plot],
             api_name="evaluate",
+            concurrency_id="index",
         )
-        outcomes.select(select_query, [last_eval], query_plot)
-        demo.load(video_choices, mode, to_remove, queue=False)
+        outcomes.select(select_query, [last_eval], query_plot, **private)
+        demo.load(on_load, [mode, token], [token, table, to_remove], **private)
     return demo
 
 
@@ -262,16 +351,21 @@ def main() -> None:
         max_upload_mb=args.max_upload_mb,
         max_video_seconds=args.max_video_seconds,
         device=args.device,
+        multi_user=args.multi_user,
     )
     service = AppService(config)
+    service.start(args.mode)
     demo = build_demo(service)
-    demo.queue(default_concurrency_limit=2, max_size=32)
-    # Only the library and the bundled assets are ever served as files.
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    # Served to browsers: the media folder only (playable copies and thumbnails, under names that
+    # are secret per visitor), never the libraries' catalogs, indexes or features.
+    gr.set_static_paths([str(service.media_root)])
     demo.launch(
         server_name=args.host,
         server_port=args.port,
-        allowed_paths=[str(config.library_root.resolve()), str(ASSETS)],
-        max_file_size=f"{args.max_upload_mb}mb",
+        allowed_paths=[str(service.export_root)],
+        # Gradio refuses a whole batch over its limit: twice ours, so the service refuses a big file alone.
+        max_file_size=f"{2 * args.max_upload_mb}mb",
         show_error=False,
     )
 

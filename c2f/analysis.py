@@ -1,7 +1,7 @@
 """Qualitative error analysis of a library against TVR-format ground truth.
 
 Every annotation whose `vid_name` names a video of the library (its file name, with or without the
-extension) is searched; the results become a TVR prediction file (VCMR from the ranked moments, VR
+extension; a name two videos share is skipped as ambiguous) is searched; the results become a TVR prediction file (VCMR from the ranked moments, VR
 from the ranked videos, SVMR from the localizer run on the right video), scored with the exact
 evaluator, and broken down per query (rank of the right video, best IoU, failure kind).
 """
@@ -50,13 +50,14 @@ class LibraryEvaluation:
         return self.gt_videos[q.desc_id], q.ts
 
 
-def _video_names(library) -> dict[str, object]:
-    names = {}
+def _video_names(library) -> dict[str, list]:
+    """File name and file stem -> the indexed videos that carry it (two uploads may share one)."""
+    names: dict[str, list] = {}
     for rec in library.list():
         if rec.status != "indexed":
             continue
-        names[rec.name] = rec
-        names[Path(rec.name).stem] = rec
+        for key in {rec.name, Path(rec.name).stem}:
+            names.setdefault(key, []).append(rec)
     return names
 
 
@@ -101,17 +102,21 @@ def evaluate_library(
         raise LibraryError("the library is empty: add the annotated videos first")
     queries, problems = load_annotations(annotations, strict=False)
     skipped = list(problems)
-    usable = []
+    usable, right_video = [], {}
     for q in queries:
-        if q.vid_name in names:
+        matches = names.get(q.vid_name, [])
+        if len(matches) == 1:
             usable.append(q)
+            right_video[q.desc_id] = matches[0]
+        elif matches:
+            skipped.append((0, f"desc_id {q.desc_id}: {len(matches)} videos are named {q.vid_name!r}"))
         else:
             skipped.append((0, f"desc_id {q.desc_id}: video {q.vid_name!r} is not in the library"))
     if not usable:
         raise AnnotationError(str(annotations), skipped or [(0, "no usable annotation")])
-    recs = {r.video_id: r for r in names.values()}
-    video2idx = {Path(r.name).stem: i for i, r in enumerate(recs.values())}
-    idx_of = {r.video_id: video2idx[Path(r.name).stem] for r in recs.values()}
+    # videos are keyed by id: two files with the same name are two videos
+    video2idx = {r.video_id: i for i, r in enumerate(library.list()) if r.status == "indexed"}
+    idx_of = video2idx
     vcmr, svmr, vr, results, gt_videos = [], [], [], {}, {}
     for n, q in enumerate(usable):
         if progress:
@@ -134,7 +139,7 @@ def evaluate_library(
                 "predictions": [[idx_of[v.video_id], 0.0, 0.0, v.video_score] for v in res.videos],
             }
         )
-        rec = names[q.vid_name]
+        rec = right_video[q.desc_id]
         gt = localize_video(library, backend, backend.encode_query(q.desc), rec, moments_per_video)
         gt_videos[q.desc_id] = gt
         svmr.append(
@@ -144,12 +149,11 @@ def evaluate_library(
                 "predictions": [[idx_of[rec.video_id], m.start, m.end, m.score] for m in gt.moments],
             }
         )
-    # annotations name videos by file name; the prediction file names them by stem
-    queries_by_stem = [
-        TVRQuery(q.desc_id, q.desc, Path(names[q.vid_name].name).stem, q.duration, q.ts, q.type)
-        for q in usable
+    # annotations name videos by file name; the prediction file names them by video id
+    queries_by_id = [
+        TVRQuery(q.desc_id, q.desc, right_video[q.desc_id].video_id, q.duration, q.ts, q.type) for q in usable
     ]
     preds = TVRPredictions(video2idx, {"VCMR": vcmr, "SVMR": svmr, "VR": vr})
-    metrics = compute_metrics(preds, queries_by_stem)
-    outcomes = per_query_outcomes(preds, queries_by_stem, iou_thd=0.5, k=10)
+    metrics = compute_metrics(preds, queries_by_id)
+    outcomes = per_query_outcomes(preds, queries_by_id, iou_thd=0.5, k=10)
     return LibraryEvaluation(metrics, outcomes, preds, usable, results, gt_videos, skipped)

@@ -1,14 +1,18 @@
-"""The demo end to end through gradio_client (tiny mode): index, search, bad input, error analysis."""
+"""The demo end to end through gradio_client on a local single-user run (tiny mode): index, search,
+bad input alone refused, remove by id, error analysis on the bundled examples at every top-k."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from app_server import running_app
 from gradio_client import Client, handle_file
 from videogen import make_text_file_as_video, make_video, write_srt
+
+from c2f.video.tools import ffmpeg_exe
 
 
 @pytest.fixture(scope="module")
@@ -22,48 +26,71 @@ def rows(table):
     return table["data"] if isinstance(table, dict) else table
 
 
-def test_upload_index_search_and_bad_input(app, tmp_path):
+def test_named_endpoints_are_exactly_the_documented_ones(app):
     url, _ = app
-    client = Client(url, verbose=False)
+    api = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/index", "/add_examples", "/remove", "/search", "/evaluate"}
+    assert not api["unnamed_endpoints"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in api["named_endpoints"]:
+        assert f"`{name}`" in readme, name
+
+
+def test_upload_index_search_remove_and_bad_input(app, tmp_path):
+    url, _ = app
+    client = Client(url, verbose=False, download_files=False)
     video = make_video(tmp_path / "colours.mp4", segments=[("red", 3), ("blue", 3)])
     srt = write_srt(tmp_path / "colours.srt", [(0.5, 2.5, "a red wall"), (3.5, 5.5, "a blue sky")])
-    status, table, _ = client.predict(
-        [handle_file(str(video)), handle_file(str(srt))], "tiny", api_name="/index"
+    # an MPEG-TS file (C2F decodes it), a text file renamed .mp4 and a non-video: the bad ones are
+    # refused alone and the good ones of the batch are indexed
+    ts = tmp_path / "stream.ts"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(make_video(tmp_path / "s.mp4")), "-c", "copy", str(ts)],
+        check=True,
     )
-    assert status.startswith("1 video(s) added")
+    bad = make_text_file_as_video(tmp_path / "notes.mp4")
+    other = tmp_path / "notes.xyz"
+    other.write_text("not a video")
+    status, table, _ = client.predict(
+        [handle_file(str(p)) for p in (video, srt, ts, bad, other)], "tiny", api_name="/index"
+    )
+    assert status.startswith("2 video(s) added") and "2 failed" in status, status
     listed = {r[1]: r for r in rows(table)}
+    assert set(listed) == {"colours.mp4", "stream.ts"}
     assert listed["colours.mp4"][4] == "indexed" and listed["colours.mp4"][5] == "yes"
 
-    # a text file renamed .mp4: a clear message, and the library keeps what it had
-    bad = make_text_file_as_video(tmp_path / "notes.mp4")
-    status, table, _ = client.predict([handle_file(str(bad))], "tiny", api_name="/index")
-    assert "1 failed" in status
-    assert "colours.mp4" in {r[1] for r in rows(table)} and "notes.mp4" not in {r[1] for r in rows(table)}
-
-    moments, _plot, player, gallery, _status, raw, *_ = client.predict(
+    moments, _plot, player, gallery, status, raw, *_ = client.predict(
         "a red wall", 3, 2, "tiny", api_name="/search"
     )
-    assert rows(moments) and rows(moments)[0][1] == "colours.mp4"
+    assert rows(moments) and {r[1] for r in rows(moments)} <= {"colours.mp4", "stream.ts"}
     raw = json.loads(raw) if isinstance(raw, str) else raw
-    assert player and gallery and raw["videos"][0]["name"] == "colours.mp4", raw
-    assert len(raw["videos"][0]["importance"]) == 4
+    by_name = {v["name"]: v for v in raw["videos"]}
+    assert len(by_name["colours.mp4"]["importance"]) == 4
+    assert "video_file" not in by_name["colours.mp4"], "a server path reached the visitor"
+    assert player and len(gallery) == 2 and "moment(s) in" in status
 
     with pytest.raises(Exception, match="the query is empty"):
         client.predict("   ", 3, 2, "tiny", api_name="/search")
 
+    # /remove takes a video id directly, without the dropdown being filled first
+    status, table, _ = Client(url, verbose=False).predict(listed["stream.ts"][0], "tiny", api_name="/remove")
+    assert status == "removed stream.ts" and {r[1] for r in rows(table)} == {"colours.mp4"}
 
-def test_error_analysis_on_the_examples(app):
+
+@pytest.mark.parametrize("top_k", [1, 3, 10])
+def test_error_analysis_on_the_examples_at_every_top_k(app, top_k):
     url, _ = app
     client = Client(url, verbose=False)
     client.predict("tiny", api_name="/add_examples")
     from c2f.ui.examples import example_annotations
 
     metrics, outcomes, export, *_ = client.predict(
-        handle_file(str(example_annotations())), 10, "tiny", api_name="/evaluate"
+        handle_file(str(example_annotations())), top_k, "tiny", api_name="/evaluate"
     )
     names = {(r[0], r[1]) for r in rows(metrics)}
     assert ("VCMR", "0.7-r1") in names and ("VR", "r10") in names and ("SVMR", "AveR") in names
-    assert len(rows(outcomes)) == 4
+    assert len(rows(outcomes)) == 8
     assert {r[5] for r in rows(outcomes)} <= {"hit", "right video, wrong span", "wrong video"}
     preds = json.loads(Path(export).read_text())
-    assert set(preds) == {"video2idx", "VCMR", "SVMR", "VR"} and len(preds["VCMR"]) == 4
+    assert set(preds) == {"video2idx", "VCMR", "SVMR", "VR"} and len(preds["VCMR"]) == 8
+    assert all(len(p["predictions"]) <= top_k for p in preds["VR"])

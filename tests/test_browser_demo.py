@@ -1,5 +1,7 @@
-"""A real browser (Debian chromium driven by Playwright) uses the demo: add an example video, search,
-see the result plot and the player. The screenshot is kept in test-artifacts/."""
+"""A real browser (Debian chromium driven by Playwright) uses the public demo (--multi-user, tiny
+mode): a first visit searches the showcase at once, a moment row seeks the player within the same
+file, a visitor's Collection is right after a reload, and a second browser sees none of it.
+The screenshot is kept in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -8,34 +10,84 @@ from pathlib import Path
 
 import pytest
 from app_server import ROOT, running_app
+from videogen import make_video
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
+PLAYER_TIME = "document.querySelector('#player video').currentTime"
+PLAYER_SRC = "document.querySelector('#player video').currentSrc"
+
+
+def search(page, text: str) -> None:
+    page.get_by_role("tab", name="Search").click()
+    page.locator("#query textarea").fill(text)
+    page.locator("#search-btn").click()
+
+
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
 )
-def test_browser_index_search_plot_and_player(tmp_path):
+def test_browser_showcase_seek_private_collection(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    with running_app(tmp_path / "library") as url, sync_playwright() as pw:
+    upload = make_video(tmp_path / "my_holiday.mp4", segments=[("red", 3), ("blue", 3)])
+    with running_app(tmp_path / "library", extra=["--multi-user"]) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(url)
-        expect(page.get_by_text("TINY TEST MODE").first).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Add the example videos").click()
-        expect(page.get_by_text("3 video(s) added")).to_be_visible(timeout=120_000)
-        page.get_by_role("tab", name="Search").click()
-        page.locator("#query textarea").fill("the light turns red")
-        page.locator("#search-btn").click()
-        expect(page.locator("#result-plot img")).to_be_visible(timeout=60_000)
-        expect(page.locator("#player video")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("moment(s) in")).to_be_visible()
-        page.screenshot(path=str(artifacts / "demo_search.png"), full_page=True)
+        alice = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
+        alice.goto(url)
+        expect(alice.get_by_text("TINY TEST MODE").first).to_be_visible(timeout=30_000)
+
+        # a first visit searches the showcase at once: no upload, no indexing
+        search(alice, "a cyclist rides past a van")
+        expect(alice.locator("#search-status")).to_contain_text("moment(s) in", timeout=30_000)
+        video = alice.locator("#player video")
+        expect(video).to_be_visible(timeout=30_000)
+        expect(alice.locator("#result-plot")).to_be_visible()
+        rows = alice.locator("#moments").get_by_role("row")
+        table = [r.split("\n") for r in rows.all_inner_texts()[1:]]  # [rank, video, start, end, ...]
+        # the player was seeked to the best moment
+        alice.wait_for_function(f"() => Math.abs({PLAYER_TIME} - {table[0][2]}) < 0.3", timeout=15_000)
+        top_src = video.evaluate("v => v.currentSrc || v.src")
+        # two rows of one video: the first loads that video, the second seeks within the same file
+        by_video: dict[str, list[list[str]]] = {}
+        for r in table:
+            by_video.setdefault(r[1], []).append(r)
+        a, b = next(ms for ms in by_video.values() if len(ms) > 1)[:2]
+        for r in (a, b):
+            rows.nth(int(r[0])).locator(":scope > *").nth(2).click()
+            if r is a and a[1] != table[0][1]:  # another video: its file replaces the top one
+                alice.wait_for_function(f"() => {PLAYER_SRC} !== {top_src!r}", timeout=15_000)
+            alice.wait_for_function(f"() => Math.abs({PLAYER_TIME} - {r[2]}) < 0.3", timeout=15_000)
+            if r is a:
+                src = video.evaluate("v => v.currentSrc || v.src")
+                assert src.endswith(".mp4")
+        assert video.evaluate("v => v.currentSrc || v.src") == src  # no new file for the second row
+        alice.screenshot(path=str(artifacts / "demo_search.png"), full_page=True)
+
+        # Alice indexes a video of her own; after a reload her Collection still shows it
+        alice.get_by_role("tab", name="Library").click()
+        alice.locator("input[type=file]").first.set_input_files(str(upload))
+        alice.get_by_role("button", name="Index uploaded files").click()
+        expect(alice.locator("#index-status")).to_contain_text("1 video(s) added", timeout=120_000)
+        alice.reload()
+        alice.get_by_role("tab", name="Library").click()
+        expect(alice.locator("#collection")).to_contain_text("my_holiday.mp4", timeout=30_000)
+
+        # Bob, another browser, sees none of Alice's videos, in his Collection or in his searches
+        bob = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
+        bob.goto(url)
+        expect(bob.get_by_text("TINY TEST MODE").first).to_be_visible(timeout=30_000)
+        search(bob, "a red wall")
+        expect(bob.locator("#search-status")).to_contain_text("moment(s) in", timeout=30_000)
+        expect(bob.locator("#moments")).not_to_contain_text("my_holiday")
+        bob.get_by_role("tab", name="Library").click()
+        expect(bob.locator("#collection")).not_to_contain_text("my_holiday.mp4")
+        assert "my_holiday" not in bob.content()
         browser.close()

@@ -1,5 +1,6 @@
-"""Matplotlib figures of a video's curves: importance over time, predicted spans shaded, start/end
-probabilities, and the ground-truth span when known."""
+"""Curves of search results: a long table for Gradio's interactive line plot (search tab: hover
+gives time and score, drawn in the browser), and Matplotlib figures with predicted spans shaded and
+the ground truth hatched (error-analysis tab)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: figures are rendered for the browser
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from c2f.search.types import VideoResult
@@ -68,8 +70,27 @@ def results_figure(
     return fig
 
 
+def curves_table(videos: list[VideoResult], max_videos: int = 5) -> pd.DataFrame:
+    """One row per (video, clip): clip centre time, importance, which video; best video first."""
+    parts = []
+    for rank, video in enumerate(videos[:max_videos], 1):
+        centres = video.clip_times.mean(axis=1)  # (N,)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "time (s)": centres.round(2),
+                    "importance": np.asarray(video.importance, float).round(4),
+                    "video": f"{rank}. {video.name}",
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({"time (s)": [], "importance": [], "video": []})
+    return pd.concat(parts, ignore_index=True)
+
+
 def figure_to_png(fig: Figure, path) -> None:
     fig.savefig(path, dpi=80)
 
 
-__all__ = ["draw_video_curves", "figure_to_png", "np", "results_figure"]
+__all__ = ["curves_table", "draw_video_curves", "figure_to_png", "results_figure"]
