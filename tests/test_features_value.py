@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from videogen import make_video
 
 from c2f.encoders import create_clip_encoder, create_s3d_encoder
-from c2f.errors import FeatureMismatchError
+from c2f.errors import FeatureMismatchError, MissingWeightsError
 from c2f.features import get_preset
 from c2f.features.extract import extract_features
 from c2f.features.store import load_features
@@ -31,6 +30,7 @@ from c2f.features.value import (
     value_probe,
 )
 from c2f.video.tools import ffmpeg_exe, ffprobe_exe
+from c2f.weights import describe_missing
 
 TINY_VALUE = get_preset("tiny-value")
 
@@ -211,24 +211,26 @@ def test_value_extraction_refuses_other_settings(tmp_path):
         extract_value_features(video, get_preset("tiny"), "v", [], probe_video(video), "0")
 
 
-def test_cli_value_presets(tmp_path):
+def test_cli_tiny_value(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=2.0)
     out = tmp_path / "feats"
-    cmd = [sys.executable, "-m", "c2f", "extract", str(video), "--out", str(out)]
-    proc = subprocess.run([*cmd, "--preset", "tiny-value"], capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "c2f", "extract", str(video), "--out", str(out), "--preset", "tiny-value"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     feats = load_features(out / "a.safetensors", expected=TINY_VALUE)
     assert feats.num_clips == 1 and feats.streams == [("clip", 64), ("s3d", 64)]
-    # the real preset, offline with no weights: the exact missing-file message of CLIP's weights
-    env = {
-        **os.environ,
-        "C2F_OFFLINE": "1",
-        "HF_HUB_OFFLINE": "1",
-        "C2F_CHECKPOINTS": str(tmp_path / "ckpt"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "TORCH_HOME": str(tmp_path / "torch"),
-    }
-    proc = subprocess.run([*cmd, "--preset", "value"], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode != 0
-    assert "missing weights for CLIP ViT-B/32" in proc.stdout + proc.stderr
-    assert str(tmp_path / "ckpt" / "clip" / "open_clip_model.safetensors") in proc.stdout + proc.stderr
+
+
+def test_value_preset_offline_names_the_missing_weights(tmp_path, monkeypatch):
+    # what `c2f extract VIDEO --preset value` reports with no weights: CLIP's file is looked for first
+    monkeypatch.setenv("C2F_OFFLINE", "1")
+    monkeypatch.setenv("C2F_CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    video = make_video(tmp_path / "a.mp4", seconds=1.0)
+    with pytest.raises(MissingWeightsError) as err:
+        extract_features(video, get_preset("value"), device="cpu")
+    assert str(err.value) == describe_missing("clip:ViT-B-32:openai")
+    assert str(tmp_path / "ckpt" / "clip" / "open_clip_model.safetensors") in str(err.value)
+    # with CLIP's file present the S3D-G file would be next: checkpoints/s3d/s3d_howto100m.pth
+    assert str(tmp_path / "ckpt" / "s3d" / "s3d_howto100m.pth") in describe_missing("s3d:howto100m")
