@@ -5,7 +5,15 @@ videos, text encoding excluded), the fine stage (c2f.search's zero-shot localize
 videos' clip score curves), text encoding (CLIP ViT-B/32 text tower, full size, random weights:
 timing does not depend on the weights), end to end, index build time, memory per video, video
 recall@10 of the index as configured against exact search, and brute-force numpy max-pooling
-over every clip measured in the same run.
+over every clip measured in the same run (its queries interleaved with the exact search's, so
+both see the same machine load).
+
+Exact search: the scan precision is chosen by measurement (c2f.tuning task "scan", measured in
+this run: a fresh tuning cache unless C2F_TUNING_CACHE is set). Per size the JSON also gives,
+for every candidate precision, its p50 on the same library with the precision forced and its
+certificate bound e (worst case |score| <= 1, and the median e the queries actually used), plus
+the CPU, torch's kernel level (ATEN_CPU_CAPABILITY) and the oneDNN limit in force. `--out FILE`
+also writes the JSON there.
 
 Synthetic data (stated, because the exact search's speed depends on it): each video has a base
 direction; its shots (geometric lengths, mean --shot-clips) are base + shot noise, its clips are
@@ -41,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--iid-max-size", type=int, default=10000, help="worst case on sizes up to this")
     p.add_argument("--storage", default="auto", help="float32, float16, or auto (float16 from 50k videos on)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scan-queries", type=int, default=20, help="timed queries per forced scan precision")
+    p.add_argument("--out", default="", help="also write the JSON to this file")
     return p.parse_args()
 
 
@@ -48,11 +58,17 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before numpy / faiss / torch load their thread pools
 
+if "C2F_TUNING_CACHE" not in os.environ:  # measure the scan choice in this run
+    import tempfile
+
+    os.environ["C2F_TUNING_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="c2f-bench-tuning-"), "tuning.json")
+
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from c2f.index import ClipIndex, measure_recall  # noqa: E402
+from c2f.index.scan import PRECISIONS, Int8Scan, certificate_bounds  # noqa: E402
 
 CHUNK_VIDEOS = 1000
 
@@ -135,14 +151,76 @@ def percentile_ms(times: list[float], p: float) -> float:
     return round(float(np.percentile(np.array(times) * 1e3, p)), 2)
 
 
-def timed_searches(index: ClipIndex, queries: np.ndarray, k: int) -> tuple[list[float], list]:
-    times, hits = [], []
-    index.search_videos(queries[0], k)  # warm-up (builds the approximate index if it is used)
-    for q in queries:
+def timed_searches(
+    index: ClipIndex, queries: np.ndarray, k: int, brute_queries: int = 0
+) -> tuple[list[float], list, list[float]]:
+    """Search times and hits per query, and brute-force times of the first `brute_queries`
+    queries, each run right after the search of the same query."""
+    times, hits, brute = [], [], []
+    index.search_videos(queries[0], k)  # warm-up (builds the scan copy or the approximate index)
+    for i, q in enumerate(queries):
         t = time.perf_counter()
         hits.append(index.search_videos(q, k)[0])
         times.append(time.perf_counter() - t)
-    return times, hits
+        if i < brute_queries:
+            t = time.perf_counter()
+            brute_force(index, q, k)
+            brute.append(time.perf_counter() - t)
+    return times, hits, brute
+
+
+def agrees_with_brute_force(index: ClipIndex, q: np.ndarray, hits: list, k: int) -> bool:
+    """Same top-k as numpy float32 max-pooling up to float32 ties: the returned videos' scores
+    match, and no video outside them scores above the k-th by more than float32 rounding."""
+    x = index.vectors()
+    scores = np.concatenate(
+        [x[s : s + 262_144].astype(np.float32, copy=False) @ q for s in range(0, len(x), 262_144)]
+    )
+    keys, first_rows = index.storage_layout()
+    per_video = dict(zip(keys.tolist(), np.maximum.reduceat(scores, first_rows).tolist(), strict=True))
+    ours = [per_video[h.video_key] for h in hits]
+    outside = max((s for key, s in per_video.items() if key not in {h.video_key for h in hits}), default=-1.0)
+    return np.allclose(ours, [h.score for h in hits], atol=1e-5) and outside <= min(ours) + 1e-5
+
+
+def scan_candidates(index: ClipIndex, queries: np.ndarray, k: int) -> dict:
+    """p50 of the exact search with each scan precision forced, and its certificate bound."""
+    out = {}
+    for precision in PRECISIONS:
+        index.scan = precision
+        times, hits, _ = timed_searches(index, queries, k)
+        scan = index._scan
+        used = [float(np.max(scan.error(scan.scores(q)))) for q in queries[:5]]
+        bounds = certificate_bounds(
+            index.dim, int8_residual=float(scan.residuals().max()) if isinstance(scan, Int8Scan) else None
+        )
+        out[precision] = {
+            "p50_ms": percentile_ms(times, 50),
+            "used": index.scan_precision,
+            "bound_e_worst": float(f"{bounds[precision]:.3g}"),
+            "bound_e_used_median": float(f"{statistics.median(used):.3g}"),
+            "copy_mb": round(index.memory_bytes()["scan_copy"] / 2**20, 1),
+            "agrees_with_bruteforce": all(
+                agrees_with_brute_force(index, q, h, k) for q, h in zip(queries, hits, strict=True)
+            ),
+        }
+    index.scan = "auto"
+    return out
+
+
+def machine() -> dict:
+    import torch
+
+    from c2f.tuning import cpu_model
+
+    return {
+        "cpu": cpu_model(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY", "-"),
+        "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", "-"),
+        "C2F_CPU_BF16": os.environ.get("C2F_CPU_BF16", "-"),
+        "threads": ARGS.threads,
+    }
 
 
 def fine_times(index: ClipIndex, queries: np.ndarray, hits: list) -> list[float]:
@@ -192,20 +270,15 @@ def bench_size(n: int, args: argparse.Namespace, text_ms: list[float]) -> dict:
     index.kind = "auto"  # what the library would use at this size
     approximate = index.use_approximate()
     t = time.perf_counter()
-    coarse, hits = timed_searches(index, queries, k)
-    first_search_s = time.perf_counter() - t - sum(coarse)
+    coarse, hits, brute = timed_searches(index, queries, k, args.bruteforce_queries)
+    first_search_s = time.perf_counter() - t - sum(coarse) - sum(brute)
     recall = measure_recall(index, queries, k) if approximate else 1.0
     fine = fine_times(index, queries, hits)
     end_to_end = [c + f + t for c, f, t in zip(coarse, fine, text_ms, strict=False)]
-
-    bq = queries[: args.bruteforce_queries]
-    brute = []
-    for q, hs in zip(bq, hits, strict=False):
-        t = time.perf_counter()
-        ref = brute_force(index, q, k)
-        brute.append(time.perf_counter() - t)
-        if not approximate:  # the exact search must agree with the reference
-            assert [h.video_key for h in hs] == ref, "exact search disagrees with brute force"
+    if not approximate:  # the exact search must agree with the reference
+        for q, hs in zip(queries[: args.bruteforce_queries], hits, strict=False):
+            assert agrees_with_brute_force(index, q, hs, k), "exact search disagrees with brute force"
+    choice = index.scan_choice
     p50, bp50 = statistics.median(coarse) * 1e3, statistics.median(brute) * 1e3
     mem = index.memory_bytes()
     out = {
@@ -214,7 +287,11 @@ def bench_size(n: int, args: argparse.Namespace, text_ms: list[float]) -> dict:
         "bruteforce_p50_ms": round(bp50, 2),
         "speedup_vs_bruteforce": round(bp50 / p50, 2),
         "recall_at_10": round(recall, 4),
-        "index_kind": "approximate (PQ fast scan, exact rescoring)" if approximate else "exact (certified float16 scan)",
+        "index_kind": "approximate (PQ fast scan, exact rescoring)"
+        if approximate
+        else f"exact (certified {index.scan_precision} scan)",
+        "scan_precision": index.scan_precision,
+        "scan_choice": {"source": choice.source, "sample_timings_ms": choice.timings_ms} if choice else None,
         "storage": storage,
         "build_s": round(build_s, 2),
         "approximate_index_build_s": round(first_search_s, 2) if approximate else 0.0,
@@ -230,19 +307,17 @@ def bench_size(n: int, args: argparse.Namespace, text_ms: list[float]) -> dict:
     }
     if approximate:  # the exact search on the same library, for reference
         index.kind = "exact"
-        exact_times, _ = timed_searches(index, queries[:10], k)
+        exact_times, _, _ = timed_searches(index, queries[:10], k)
         out["exact_p50_ms"] = percentile_ms(exact_times, 50)
+    else:
+        out["scan_candidates"] = scan_candidates(index, queries[: args.scan_queries], k)
     del index
     if n <= args.iid_max_size:
         index, _, samples = build(n, iid_videos, storage, args, args.seed + n + 7)
         queries = make_queries(index, rng, min(args.queries, 20), args.query_cosine)
-        times, _ = timed_searches(index, queries, k)
-        brute = []
-        for q in queries[: args.bruteforce_queries]:
-            t = time.perf_counter()
-            brute_force(index, q, k)
-            brute.append(time.perf_counter() - t)
+        times, _, brute = timed_searches(index, queries, k, args.bruteforce_queries)
         out["iid"] = {
+            "scan_precision": index.scan_precision,
             "p50_ms": percentile_ms(times, 50),
             "bruteforce_p50_ms": percentile_ms(brute, 50),
             "speedup_vs_bruteforce": round(statistics.median(brute) / statistics.median(times), 2),
@@ -256,11 +331,13 @@ def main() -> None:
 
     faiss.omp_set_num_threads(ARGS.threads)
     text_ms = text_encode_times(ARGS.queries)
-    result = {}
+    result: dict = {"machine": machine()}
     for n in (int(s) for s in ARGS.sizes.split(",")):
         result[str(n)] = bench_size(n, ARGS, text_ms)
         print(f"{n}: {json.dumps(result[str(n)])}", file=sys.stderr, flush=True)
     print(json.dumps(result, indent=1))
+    if ARGS.out:
+        Path(ARGS.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

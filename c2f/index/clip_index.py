@@ -2,12 +2,14 @@
 
 Ids are int64 `video_key << CLIP_BITS | clip`, so the sidecar only needs the video keys and counts.
 
-Exact top-k videos (paper Eq. 3), certified rather than assumed: one matrix-vector product over a
-float16 copy of the clips (the stored vectors themselves under float16 storage; torch's CPU kernel
-accumulates in float32, ~2x faster than numpy's float32 product here) gives every clip's score to
-within a proven bound e, hence every video's max to within e. Only videos whose approximate max
-is within 2e of the k-th best can be in the top k; they are rescored exactly, so the ranking
-equals brute-force max-pooling whatever the data.
+Exact top-k videos (paper Eq. 3), certified rather than assumed: one scan of every clip in a
+fast precision (float32, float16, bfloat16 or int8, chosen by measurement on this machine: see
+c2f/index/scan.py for the scans and their proven bounds e) gives every video's max to within e.
+Only videos whose max may reach the k-th best are rescored in float32 (bound ~3e-5), and those
+still in reach in float64, so the ranking equals brute-force max-pooling whatever the data and
+whatever precision scanned; the precision only changes the speed. Videos whose float64 scores
+tie within the tolerance of c2f/index/ranking.py are ordered by video key, so the ranking is the
+same on every CPU path.
 
 Approximate mode (large collections): a 4-bit product-quantisation fast-scan index over every clip
 proposes clips, the best proposals are rescored exactly on the stored vectors (faiss IndexRefine),
@@ -29,7 +31,10 @@ import faiss
 import numpy as np
 import torch
 
+from c2f import tuning
 from c2f.errors import C2FError
+from c2f.index.ranking import first_best, order_with_ties, tie_tolerance
+from c2f.index.scan import PRECISIONS, Scan, float32_error, make_scan, scan_is_safe
 
 CLIP_BITS = 20  # up to ~1M clips per video (a 1.5 s grid: 18 days)
 MAX_VIDEO_KEY = (1 << (63 - CLIP_BITS)) - 1
@@ -42,31 +47,23 @@ _SCAN_ROWS = 262_144  # rows per step of a full float32 scan (bounds its tempora
 # _PARALLEL_MIN_ROWS clips on (faiss scans for one query on one thread).
 _SCAN_THREADS = max(1, min(8, os.cpu_count() or 1))
 _PARALLEL_MIN_ROWS = 65_536
-# When more than this fraction of the videos are left to rescore (scores too close for the float16
+# When more than this fraction of the videos are left to rescore (scores too close for the scan's
 # bound to separate them), one float32 scan of every clip costs about the same: do that instead.
 _RESCORE_FRACTION = 0.5
+SCANS = ("auto", *PRECISIONS)
+# Indices under this many clips scan in float32 (a few ms, no copy): there is nothing to tune.
+_TUNE_MIN_ROWS = 65_536
+# Each candidate precision is timed on whole videos covering about this many rows.
+_TUNE_ROWS = 131_072
+_NORM_SLACK = 2.0**-10  # stored rows of a loaded index must be unit vectors to this (scan.NORM)
 
 
 def _scores(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(R,) float32 inner products of stored rows (float32 or float16) with q. Through torch, like
-    the float16 scan: a second BLAS thread pool (numpy's) spinning beside torch's slowed searches
-    ~3x on 2 cores."""
+    the scans: a second BLAS thread pool (numpy's) spinning beside torch's slowed searches ~3x on
+    2 cores."""
     x = torch.from_numpy(np.ascontiguousarray(rows))
     return (x.float() @ torch.from_numpy(q)).numpy()
-
-
-def float16_copy_error(dim: int) -> float:
-    """Bound on ||x - fp16(x)|| for a unit vector x: 2^-11 relative per component when rounding
-    (2^-10 taken, in case a conversion truncates), plus 2^-24 absolute per subnormal component."""
-    return 2.0**-10 + dim**0.5 * 2.0**-24
-
-
-def float16_score_error(dim: int) -> float:
-    """Bound on |q.x - fl16(fp16(q).fp16(x))| for unit q, x: both roundings (Cauchy-Schwarz), the
-    float32 accumulation of d products (d 2^-24), the float16 result (2^-11 of |score| <= 1.01),
-    and 1e-5 to spare."""
-    copy = float16_copy_error(dim)
-    return copy * (2 + copy) + dim * 2.0**-24 + 1.01 * 2.0**-11 + 1e-5
 
 
 def _pq_subquantizers(dim: int) -> int | None:
@@ -102,25 +99,39 @@ class ClipIndex:
 
     kind: "exact" always, "approximate" always, or "auto" (approximate from APPROX_MIN_VIDEOS
     videos on). storage: "float32" or "float16" (half the memory, exact on the rounded vectors).
+    scan: the precision of the exact search's first pass, or "auto": measured on this machine
+    (c2f.tuning task "scan", override `C2F_TUNE_SCAN='{"precision": "int8"}'`). A precision whose
+    kernel fails the float32-accumulation check falls back to float32. Results never depend on it.
     """
 
-    def __init__(self, dim: int, fingerprint: str = "", kind: str = "auto", storage: str = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        fingerprint: str = "",
+        kind: str = "auto",
+        storage: str = "float32",
+        scan: str = "auto",
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {STORAGES}, not {storage!r}")
+        if scan not in SCANS:
+            raise ValueError(f"scan must be one of {SCANS}, not {scan!r}")
         if dim < 1:
             raise ValueError(f"dim must be positive, not {dim}")
-        self.dim, self.fingerprint, self.kind, self.storage = dim, fingerprint, kind, storage
+        self.dim, self.fingerprint, self.kind, self.storage, self.scan = dim, fingerprint, kind, storage, scan
         self._faiss = faiss.IndexIDMap2(_storage_index(dim, storage))
         # Video table in faiss storage order: each video's clips are rows starts[i] .. + lengths[i].
         self._keys = np.zeros(0, np.int64)  # (V,)
         self._lengths = np.zeros(0, np.int64)  # (V,)
         self._starts = np.zeros(0, np.int64)  # (V,)
         self._ordinal: dict[int, int] = {}
-        # Float16 copy that the exact search scans (float32 storage only; float16 storage scans
-        # itself), in storage order: row i of it is row i of the stored vectors.
-        self._scan_copy: faiss.Index | None = _storage_index(dim, "float16") if storage == "float32" else None
+        # The exact search's first pass, built on first use (its copy, if any, follows updates);
+        # the tuning choice behind it; whether loaded rows still need their unit-norm check.
+        self._scan: Scan | None = None
+        self.scan_choice: tuning.Choice | None = None
+        self._norms_unchecked = False
         # Approximate proposals, built on first use: PQ fast-scan shards over contiguous row ranges
         # (searched in parallel threads by faiss.IndexShards, which does not own them).
         self._pq: faiss.IndexShards | None = None
@@ -169,13 +180,13 @@ class ClipIndex:
         return {str(k): int(n) for k, n in zip(self._keys.tolist(), self._lengths.tolist(), strict=True)}
 
     def memory_bytes(self) -> dict[str, int]:
-        """Resident bytes by part (stored vectors, faiss id maps, float16 scan copy, PQ codes)."""
+        """Resident bytes by part (stored vectors, faiss id maps, scan copy, PQ codes)."""
         n = self.num_clips
         code = 2 * self.dim if self.storage == "float16" else 4 * self.dim
         parts = {
             "vectors": n * code,
             "ids": n * (8 + 48),  # id_map + IndexIDMap2's hash map (~48 B per entry)
-            "scan_copy": n * 2 * self.dim if self._scan_copy is not None else 0,
+            "scan_copy": self._scan.nbytes if self._scan is not None else 0,
         }
         if self._pq is not None:
             code = self._pq_shards[0].code_size
@@ -185,16 +196,6 @@ class ClipIndex:
     def _changed(self) -> None:
         self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]]).astype(np.int64)
         self._ordinal = {int(k): i for i, k in enumerate(self._keys)}
-
-    def _scan_matrix(self) -> np.ndarray:
-        """(n, dim) float16 view of the copy the exact search scans, in storage order."""
-        if self._scan_copy is None:
-            return self.vectors()
-        n = self._scan_copy.ntotal
-        if n == 0:
-            return np.zeros((0, self.dim), np.float16)
-        raw = faiss.rev_swig_ptr(self._scan_copy.codes.data(), n * self._scan_copy.code_size)
-        return raw.view(np.float16).reshape(n, self.dim)
 
     def _video_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """(R,) video ordinal owning each storage row."""
@@ -240,9 +241,10 @@ class ClipIndex:
             [(k << CLIP_BITS) + np.arange(n, dtype=np.int64) for k, n in zip(keys, lengths, strict=True)]
         )
         vectors = np.concatenate(list(checked.values()))
+        first_new = self.num_clips
         self._faiss.add_with_ids(vectors, ids)
-        if self._scan_copy is not None:
-            self._scan_copy.add(vectors)
+        if self._scan is not None:
+            self._scan.append(self.vectors()[first_new:])  # the stored (maybe float16) rows
         if self._pq is not None:
             if self.num_clips > 4 * self._pq_trained_on:
                 self._drop_pq()  # grown too much for its codebooks: retrain on next use
@@ -264,10 +266,13 @@ class ClipIndex:
             [(self._keys[i] << CLIP_BITS) + np.arange(self._lengths[i], dtype=np.int64) for i in gone]
         )
         rows = np.concatenate([self._starts[i] + np.arange(self._lengths[i], dtype=np.int64) for i in gone])
+        rows_before = self.num_clips
         self._faiss.remove_ids(faiss.IDSelectorBatch(ids))  # keeps the order of the other rows
-        # The row-labelled copies drop the same rows, also keeping the order of the others.
-        if self._scan_copy is not None:
-            self._scan_copy.remove_ids(faiss.IDSelectorBatch(rows))
+        # The copies drop the same rows, also keeping the order of the others.
+        if self._scan is not None:
+            keep = np.ones(rows_before, bool)
+            keep[rows] = False
+            self._scan.keep(keep)
         if self._pq is not None:
             first = 0
             for shard in self._pq_shards:
@@ -327,46 +332,132 @@ class ClipIndex:
         return [self._search_approximate(q, k) if approx else self._search_exact(q, k) for q in qs]
 
     def _search_exact(self, q: np.ndarray, k: int) -> list[VideoHit]:
-        x16 = torch.from_numpy(self._scan_matrix())  # (n, d) float16, zero-copy
-        approx = torch.mv(x16, torch.from_numpy(q.astype(np.float16))).float().numpy()  # (n,)
-        maxima = np.maximum.reduceat(approx, self._starts)  # (V,) within e of the exact maxima
-        e = float16_score_error(self.dim)
-        # k videos score at least `floor` exactly; a video whose max is below it cannot be in the top k.
-        floor = self._kth(maxima, k) - e
-        candidates = np.flatnonzero(maxima + e >= floor)
-        if len(candidates) > max(k, _RESCORE_FRACTION * self.num_videos):
-            flat = self._flat_maxima(q)  # the bound cannot separate these scores: scan exactly
-            return self._final_ranking(flat, self._kth(flat, k), q, k)
-        best = np.full(self.num_videos, -np.inf, np.float32)
-        best[candidates] = self._maxima_of(candidates, q)
-        return self._final_ranking(best, self._kth(best, k), q, k)
+        return self._exact_top(q, k, self._active_scan(q), self.num_videos)
+
+    def _exact_top(self, q: np.ndarray, k: int, scan: Scan, videos: int) -> list[VideoHit]:
+        """Exact top k of the first `videos` videos, given a scan of exactly their rows."""
+        starts = self._starts[:videos]
+        approx = scan.scores(q)  # (rows,) each within its error of the exact score
+        maxima = np.maximum.reduceat(approx, starts)  # (videos,)
+        candidates = self._candidates(maxima, scan.video_error(approx, starts), k)
+        if scan.precision != "float32":
+            e32 = float32_error(self.dim)
+            if len(candidates) > max(k, _RESCORE_FRACTION * videos):
+                flat = self._float32_maxima(q, videos)  # the bound cannot separate these scores
+                candidates = self._candidates(flat, e32, k)
+            else:
+                candidates = candidates[self._candidates(self._maxima_of(candidates, q), e32, k)]
+        return self._final_ranking(candidates, q, k)
+
+    def _candidates(self, maxima: np.ndarray, err: float | np.ndarray, k: int) -> np.ndarray:
+        """Videos whose exact max (within err of `maxima`) may be in the top k or tie with it: at
+        least k videos score >= the k-th best lower bound, so nothing below it minus the tie
+        tolerance can be in the top k or in the k-th video's tie group."""
+        lower = maxima - err
+        floor = self._kth(lower, k) - tie_tolerance(self.dim)
+        return np.flatnonzero(maxima + err >= floor)
+
+    def _rows_of(self, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(storage rows of the given videos, in order; offset of each video's first row in them)."""
+        lengths = self._lengths[videos]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        rows = np.repeat(self._starts[videos] - offsets, lengths) + np.arange(lengths.sum())
+        return rows, offsets
 
     def _maxima_of(self, videos: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """(len(videos),) exact best clip score of each given video (their rows in one product)."""
-        lengths = self._lengths[videos]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        rows = np.repeat(self._starts[videos] - offsets, lengths) + np.arange(lengths.sum())
+        """(len(videos),) float32 best clip score of each given video (their rows in one product)."""
+        rows, offsets = self._rows_of(videos)
         return np.maximum.reduceat(_scores(self.vectors()[rows], q), offsets)
 
-    def _flat_maxima(self, q: np.ndarray) -> np.ndarray:
-        """(V,) best clip score of every video by one sequential scan of all clips."""
-        x = self.vectors()
-        scores = np.concatenate([_scores(x[s : s + _SCAN_ROWS], q) for s in range(0, len(x), _SCAN_ROWS)])
-        return np.maximum.reduceat(scores, self._starts)
+    def _float32_maxima(self, q: np.ndarray, videos: int) -> np.ndarray:
+        """(videos,) float32 best clip score of each of the first `videos` videos, one scan."""
+        rows = self.num_clips if videos == self.num_videos else int(self._starts[videos])
+        scores = Scan(self.dim, lambda: self.vectors()[:rows]).scores(q)
+        return np.maximum.reduceat(scores, self._starts[:videos])
 
     @staticmethod
     def _kth(best: np.ndarray, k: int) -> float:
         return float(np.partition(best, len(best) - k)[len(best) - k])
 
-    def _final_ranking(self, best: np.ndarray, kth: float, q: np.ndarray, k: int) -> list[VideoHit]:
-        """Full exact scores of the videos that may be in the top k (ties and rounding included)."""
+    def _final_ranking(self, candidates: np.ndarray, q: np.ndarray, k: int) -> list[VideoHit]:
+        """Exact scores of the candidates, ranked with ties by video key: float32 scores of all
+        their clips, then float64 for the few clips that may be their video's best (within
+        2 e32 + the tie tolerance of its float32 best)."""
+        rows, offsets = self._rows_of(candidates)
+        lengths = self._lengths[candidates]
+        s32 = _scores(self.vectors()[rows], q)  # (R,) within e32
+        tie = tie_tolerance(self.dim)
+        reach = np.repeat(np.maximum.reduceat(s32, offsets), lengths) - 2 * float32_error(self.dim) - tie
+        near = np.flatnonzero(s32 >= reach)  # (r,) positions in `rows`, in video order
+        x = torch.from_numpy(np.ascontiguousarray(self.vectors()[rows[near]])).double()  # (r, d), exact
+        s64 = torch.mv(x, torch.from_numpy(q).double()).numpy()  # (r,) within float64_error
+        owner = np.searchsorted(offsets, near, "right") - 1  # candidate of each near clip
+        first = np.flatnonzero(np.diff(owner, prepend=-1))  # every candidate owns >= 1 near clip
+        maxima = np.maximum.reduceat(s64, first)
+        ends = np.append(first[1:], len(near))
         hits = []
-        for i in np.flatnonzero(best >= kth - 1e-5):
-            scores = self._video_scores(int(i), q)
-            m = int(scores.argmax())
-            hits.append(VideoHit(int(self._keys[i]), float(scores[m]), m))
-        hits.sort(key=lambda h: (-h.score, h.video_key))
-        return hits[:k]
+        for i in order_with_ties(maxima, self._keys[candidates], tie)[:k]:
+            best = first_best(s64[first[i] : ends[i]], tie)
+            clip = int(near[first[i] + best] - offsets[i])
+            hits.append(VideoHit(int(self._keys[candidates[i]]), float(maxima[i]), clip))
+        return hits
+
+    # --- the scan ----------------------------------------------------------------------------------
+    def _wanted_precision(self, q: np.ndarray) -> str:
+        """The scan precision: forced, float32 for small indices, else measured (or cached, or
+        from C2F_TUNE_SCAN); float32 when the chosen kernel fails the accumulation check."""
+        if self.scan != "auto":
+            precision = self.scan
+        elif self.num_clips < _TUNE_MIN_ROWS and tuning.env_name("scan") not in os.environ:
+            precision = "float32"
+        else:
+            self.scan_choice = tuning.choose(
+                "scan",
+                f"d{self.dim}-{self.storage}",
+                [{"precision": p} for p in PRECISIONS],
+                lambda setting: self._time_scan(setting["precision"], q),
+            )
+            precision = self.scan_choice.setting.get("precision")
+            if precision not in PRECISIONS:
+                raise ClipIndexError(
+                    f"{tuning.env_name('scan')}: scan precision must be one of {PRECISIONS}, not {precision!r}"
+                )
+        return precision if scan_is_safe(precision, self.dim) else "float32"
+
+    def _active_scan(self, q: np.ndarray) -> Scan:
+        if self._norms_unchecked:
+            self._check_norms()
+        precision = self._wanted_precision(q)
+        if self._scan is None or self._scan.precision != precision:
+            self._scan = None  # free the old copy before building the new one
+            self._scan = make_scan(precision, self.dim, self.vectors).build()
+        return self._scan
+
+    @property
+    def scan_precision(self) -> str | None:
+        """The precision of the scan in use (None before the first exact search)."""
+        return self._scan.precision if self._scan is not None else None
+
+    def _time_scan(self, precision: str, q: np.ndarray) -> float | None:
+        """Seconds of one exact top-10 search on whole videos covering ~_TUNE_ROWS rows, scanned in
+        `precision` (None when its kernel fails the accumulation check)."""
+        if not scan_is_safe(precision, self.dim):
+            return None
+        videos = min(self.num_videos, max(1, int(np.searchsorted(self._starts, _TUNE_ROWS, "left"))))
+        rows = self.num_clips if videos == self.num_videos else int(self._starts[videos])
+        sample = make_scan(precision, self.dim, lambda: self.vectors()[:rows]).build()
+        return tuning.time_call(lambda: self._exact_top(q, 10, sample, videos), repeats=3)
+
+    def _check_norms(self) -> None:
+        """The scan bounds assume unit rows; a loaded file is checked once before it is scanned."""
+        x = self.vectors()
+        for s in range(0, len(x), _SCAN_ROWS):
+            norms = torch.linalg.vector_norm(torch.from_numpy(x[s : s + _SCAN_ROWS]).float(), dim=1)
+            if bool(((norms - 1).abs() > _NORM_SLACK).any()):
+                raise ClipIndexError(
+                    "index vectors are not unit length; rebuild it with `c2f library reindex`"
+                )
+        self._norms_unchecked = False
 
     # --- approximate -------------------------------------------------------------------------------
     def _search_approximate(self, q: np.ndarray, k: int) -> list[VideoHit]:
@@ -385,7 +476,7 @@ class ClipIndex:
         np.maximum.at(best, self._video_of_rows(rows[0][keep]), scores[0][keep])
         if np.isfinite(best).sum() < k:
             return self._search_exact(q, k)  # too few proposals: answer exactly
-        return self._final_ranking(best, self._kth(best, k), q, k)
+        return self._final_ranking(self._candidates(best, float32_error(self.dim), k), q, k)
 
     def _build_pq(self) -> bool:
         m = _pq_subquantizers(self.dim)
@@ -517,10 +608,7 @@ class ClipIndex:
         ) != len(first):
             raise ClipIndexError(f"{d}: clip ids are not contiguous per video; rebuild the index")
         self._keys, self._lengths = keys[first], lengths.astype(np.int64)
-        if self._scan_copy is not None:
-            x = self.vectors()
-            for s in range(0, len(x), _SCAN_ROWS):
-                self._scan_copy.add(x[s : s + _SCAN_ROWS])
+        self._norms_unchecked = True  # checked before the first scan (bounds assume unit rows)
         self._changed()
 
 
@@ -539,16 +627,22 @@ def measure_recall(index: ClipIndex, queries: np.ndarray, k: int = 10) -> float:
 
 
 def brute_force_top_videos(
-    vectors_by_video: dict[int, np.ndarray], query: np.ndarray, k: int
+    vectors_by_video: dict[int, np.ndarray], query: np.ndarray, k: int, normalise: bool = True
 ) -> list[VideoHit]:
-    """Reference: max-pool over every clip of every video (used by tests and the benchmark)."""
-    q = np.asarray(query, np.float32)
-    q = q / np.linalg.norm(q)
-    scored = []
-    for key, v in vectors_by_video.items():
-        v = v / np.linalg.norm(v, axis=1, keepdims=True)
-        s = v @ q
-        m = int(s.argmax())
-        scored.append(VideoHit(key, float(s[m]), m))
-    scored.sort(key=lambda h: (-h.score, h.video_key))
-    return scored[:k]
+    """Reference: max-pool over every clip of every video in float64 (numpy), ranked with the
+    index's tie rule (used by tests). The clips are normalised as the index normalises them, or
+    taken as they are (`normalise=False`: vectors read back from an index, e.g. float16 ones)."""
+    q = np.asarray(query, np.float32)[None]
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True))[0].astype(np.float64)  # as _prep_query does
+    keys = np.array(list(vectors_by_video), np.int64)
+    best, clip = np.zeros(len(keys)), np.zeros(len(keys), np.int64)
+    tie = tie_tolerance(len(q))
+    for i, v in enumerate(vectors_by_video.values()):
+        v = np.asarray(v, np.float32)
+        if normalise:
+            v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        s = v.astype(np.float64) @ q
+        best[i], clip[i] = s.max(), first_best(s, tie)
+    return [
+        VideoHit(int(keys[i]), float(best[i]), int(clip[i])) for i in order_with_ties(best, keys, tie)[:k]
+    ]
