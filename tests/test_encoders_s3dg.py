@@ -119,12 +119,12 @@ def test_missing_weights_message(monkeypatch, tmp_path):
     assert str(tmp_path / "hub" / "checkpoints" / "s3d_howto100m.pth") in message
 
 
-def test_loads_a_checkpoint_by_its_key_names(monkeypatch, tmp_path):
+def test_loads_a_checkpoint_by_its_key_names(full_model, monkeypatch, tmp_path):
     monkeypatch.setenv("C2F_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("C2F_OFFLINE", "1")
     (tmp_path / "s3d").mkdir()
     np.save(tmp_path / "s3d" / "s3d_dict.npy", np.array(["man", "door"]))
-    state = seeded_fill(S3DG(S3DGConfig())).state_dict()
+    state = full_model.state_dict()
     torch.save(state, tmp_path / "s3d" / "s3d_howto100m.pth")
     enc = MilNceS3DGEncoder("howto100m", device="cpu")
     assert enc.tokenizer(["the door"]).tolist()[0][:2] == [2, 0]
@@ -134,3 +134,10 @@ def test_loads_a_checkpoint_by_its_key_names(monkeypatch, tmp_path):
     torch.save({"conv1.conv1.weight": state["conv1.conv1.weight"]}, tmp_path / "s3d" / "s3d_howto100m.pth")
     with pytest.raises(CheckpointError, match=r"s3d_howto100m\.pth: not the MIL-NCE S3D-G state dict"):
         MilNceS3DGEncoder("howto100m", device="cpu")
+
+
+def test_a_pickled_vocabulary_is_refused_with_the_way_out(tmp_path):
+    path = tmp_path / "s3d_dict.npy"
+    np.save(path, np.array(["man", None], dtype=object), allow_pickle=True)
+    with pytest.raises(CheckpointError, match=r"s3d_dict\.npy: not a plain numpy array of words.*astype\(str\)"):
+        load_vocabulary(path)

@@ -249,9 +249,12 @@ class WordTokenizer:
 def load_vocabulary(path: str | Path) -> list[str]:
     """`s3d_dict.npy`: a numpy array of words; word i has id i + 1."""
     try:
-        words = np.load(str(path), allow_pickle=False)
+        words = np.load(str(path), allow_pickle=False)  # never unpickle a downloaded file
     except ValueError as exc:
-        raise CheckpointError(f"{path}: not a numpy array of words ({exc})") from None
+        raise CheckpointError(
+            f"{path}: not a plain numpy array of words ({exc}); if you trust the file, rewrite it once with "
+            f"np.save(path, np.load(path, allow_pickle=True).astype(str))"
+        ) from None
     return [str(w) for w in words.tolist()]
 
 
