@@ -363,7 +363,6 @@ def main() -> None:
     demo.launch(
         server_name=args.host,
         server_port=args.port,
-        allowed_paths=[str(service.export_root)],
         # Gradio refuses a whole batch over its limit: twice ours, so the service refuses a big file alone.
         max_file_size=f"{2 * args.max_upload_mb}mb",
         show_error=False,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -83,6 +82,7 @@ def main() -> None:
     p.add_argument("--single", type=int, default=15)
     p.add_argument("--browser", type=int, default=8)
     p.add_argument("--no-browser", action="store_true")
+    p.add_argument("--multi-user", action="store_true", help="run the app as on a public Space")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="c2f-bench-"))
     videos = [
@@ -92,9 +92,10 @@ def main() -> None:
     extra = make_video(work / "late.mp4", segments=[("yellow", 4), ("black", 4)])
     out: dict = {"videos": args.videos, "visitors": args.visitors, "searches_each": args.searches}
     (work / "lib").mkdir()
-    with running_app(work / "lib" / "library") as url:
-        # one visitor indexes videos and searches alone; the browser test visits the same library
-        # only when the app is single-user (multi-user apps search the showcase there)
+    out["multi_user"] = args.multi_user
+    with running_app(work / "lib" / "library", extra=["--multi-user"] if args.multi_user else []) as url:
+        # one visitor indexes videos and searches alone; the browser searches the same library
+        # (single-user) or the showcase (multi-user)
         owner = Client(url, verbose=False, download_files=False)
         owner.predict([handle_file(str(v)) for v in videos], "tiny", api_name="/index")
         timed_search(owner, "warm up")
@@ -111,7 +112,7 @@ def main() -> None:
             try:
                 c = Client(url, verbose=False, download_files=False)
                 c.predict([handle_file(str(videos[k % len(videos)]))], "tiny", api_name="/index")
-            except Exception as exc:  # noqa: BLE001 (counted, reported)
+            except Exception as exc:
                 with lock:
                     errors.append(f"index: {exc}")
                 return
@@ -120,14 +121,16 @@ def main() -> None:
                     dt = timed_search(c, QUERIES[(k + i) % len(QUERIES)])
                     with lock:
                         loaded.append(dt)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     with lock:
                         errors.append(str(exc)[:200])
 
         def indexer() -> None:
             try:
-                Client(url, verbose=False, download_files=False).predict([handle_file(str(extra))], "tiny", api_name="/index")
-            except Exception as exc:  # noqa: BLE001
+                Client(url, verbose=False, download_files=False).predict(
+                    [handle_file(str(extra))], "tiny", api_name="/index"
+                )
+            except Exception as exc:
                 with lock:
                     errors.append(f"indexer: {exc}")
 

@@ -58,6 +58,13 @@ def test_visitors_are_private_and_only_media_is_served(public_app, tmp_path):
         b.predict(a_id, "tiny", api_name="/remove")
     a_moments, *_ = a.predict("a red wall", 3, 2, "tiny", "my videos", api_name="/search")
     assert {r[1] for r in rows(a_moments)} == {"a_private.mp4"}
+    # A's download of an evaluation of the examples is served from Gradio's cache, as a copy
+    from c2f.ui.examples import example_annotations
+
+    *_, a_export = a.predict(
+        handle_file(str(example_annotations())), 5, "tiny", "examples", api_name="/evaluate"
+    )[:3]
+    assert "c2f-exports" not in a_export["path"] and status_of(a_export["url"]) == 200
     a_folder = Path(a_player["path"]).parent.parent.name  # A's secret media folder
     assert all(a_folder not in t for t in b_texts)
 

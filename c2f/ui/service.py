@@ -9,9 +9,11 @@ loaded once per process, each mode behind its own lock, and a failed load is rem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -384,7 +386,10 @@ class AppService:
 
     @property
     def export_root(self) -> Path:
-        return (self.config.library_root / "exports").resolve()
+        """Downloads are written under the system's temporary folder, from where Gradio copies them
+        into its own cache to serve them; never under the library root, never served from here."""
+        tag = hashlib.sha1(str(self.config.library_root.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"c2f-exports-{tag}"
 
     def export_dir(self, who: str | None) -> Path:
         """Where a visitor's downloads (prediction files) are written: one folder, overwritten."""
