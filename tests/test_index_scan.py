@@ -224,3 +224,17 @@ def test_near_ties_below_the_tolerance_go_by_key_above_it_by_score(precision):
         hits = index.search_videos(q, 2)[0]
         assert [h.video_key for h in hits] == expected, exponent
         assert [h.video_key for h in brute_force_top_videos({1: a, 2: b}, q, 2)] == expected
+
+
+def test_a_loaded_index_with_non_unit_rows_is_refused_before_it_is_scanned(tmp_path):
+    """The bounds assume unit rows: a file holding others (edited, or written by other code)
+    gets a clear error at the first exact search, not a wrong ranking."""
+    rng = np.random.default_rng(6)
+    index = ClipIndex(32, scan="float16")
+    index.add_many({key: unit_rows(rng.normal(size=(4, 32))) for key in range(10)})
+    index.save(tmp_path / "good")
+    assert ClipIndex.load(tmp_path / "good").search_videos(rng.normal(size=32), 3)[0]
+    index.vectors()[5] *= 1.01  # the view is faiss's own storage
+    index.save(tmp_path / "bad")
+    with pytest.raises(ClipIndexError, match="not unit length"):
+        ClipIndex.load(tmp_path / "bad").search_videos(rng.normal(size=32), 3)

@@ -32,7 +32,7 @@ when an index is loaded). A scan returns a with |a - s| <= e, where e adds three
 float32 scan: no copies and no result rounding, e = gamma(d) N^2 + d 2^-150. float64 (the final
 rescoring): gamma_64(d) N^2 with u64 = 2^-53 (products of float32 numbers are exact in float64).
 For d = 512 and scores within +-0.5 (`certificate_bounds` prints these): float32 3.1e-5,
-float16 ~1.3e-3, bfloat16 ~1.0e-2, int8 ~4e-3 + r_i (r_i ~7e-3 for Gaussian-like rows).
+float16 ~1.3e-3, bfloat16 ~1.0e-2, int8 ~6e-3 + r_i (r_i ~7e-3 for Gaussian-like rows).
 """
 
 from __future__ import annotations
