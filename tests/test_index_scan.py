@@ -238,3 +238,16 @@ def test_a_loaded_index_with_non_unit_rows_is_refused_before_it_is_scanned(tmp_p
     index.save(tmp_path / "bad")
     with pytest.raises(ClipIndexError, match="not unit length"):
         ClipIndex.load(tmp_path / "bad").search_videos(rng.normal(size=32), 3)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_coarse_scans_on_spiky_vectors_still_rank_exactly(precision):
+    """Rows with one dominant component: the int8 residual (and so its bound) is large, most
+    videos stay in reach, and the search falls back to the float32 scan: still exact."""
+    rng = np.random.default_rng(7)
+    corpus = {key: hard_rows(rng, 3, 64)[rng.permutation(12)[:6]] for key in range(80)}
+    index = ClipIndex(64, scan=precision)
+    index.add_many(corpus)
+    for q in np.concatenate([rng.normal(size=(3, 64)), corpus[5][:2]]):
+        for k in (1, 7):
+            assert_same(index.search_videos(q, k)[0], brute_force_top_videos(corpus, q, k))

@@ -336,7 +336,8 @@ class ClipIndex:
 
     def _exact_top(self, q: np.ndarray, k: int, scan: Scan, videos: int) -> list[VideoHit]:
         """Exact top k of the first `videos` videos, given a scan of exactly their rows."""
-        starts = self._starts[:videos]
+        starts = self._starts if videos == self.num_videos else self._starts[:videos]
+        k = min(k, videos)
         approx = scan.scores(q)  # (rows,) each within its error of the exact score
         maxima = np.maximum.reduceat(approx, starts)  # (videos,)
         candidates = self._candidates(maxima, scan.video_error(approx, starts), k)
