@@ -1,8 +1,15 @@
 """Feature extraction speed: real-time factors (seconds of video per wall second) per stage and preset.
 
 Full-size architectures (CLIP ViT-B/32, S3D) with random weights unless real ones are installed:
-timing does not depend on the weights' values. Prints one JSON object; a naive sequential
-baseline (decode everything, then encode clip by clip) is measured in the same run.
+timing does not depend on the weights' values. Prints one JSON object and saves it as
+benchmarks/results_extract_speed_<variant>.json; a naive sequential baseline (decode everything,
+then encode clip by clip) is measured in the same run.
+
+The encoders choose their dtype, batch and memory format by measurement on first use (c2f/encoders/
+tuning.py); the JSON lists what they chose (and the timings behind it), the seconds the tuning took
+and the kernel limits in force. Run it as is, with C2F_CPU_BF16=0, and with
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (`--variant avx2`): the JSON says whether the
+limits took effect (torch's capability and the ISA oneDNN reports).
 """
 
 from __future__ import annotations
@@ -10,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from c2f import tuning
+from c2f.device import kernels_in_force
 from c2f.encoders.registry import _clip, _s3d
 from c2f.features import get_preset
 from c2f.features.extract import extract_features
@@ -61,12 +71,19 @@ def random_weight_settings(name: str):
 
 
 def timed(fn, repeats: int) -> float:
-    times = []
+    return timed_with_cores(fn, repeats)[0]
+
+
+def timed_with_cores(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds, and the cores the process really had meanwhile (CPU seconds of all its
+    threads per wall second): on a shared machine this says whether the figures are calm ones."""
+    times, cores = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        cores.append((time.process_time() - c) / times[-1])
+    return statistics.median(times), statistics.median(cores)
 
 
 def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
@@ -83,18 +100,24 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (n_clips, short, short * 16 // 9, 3), dtype=np.uint8)
-    # Warm-up (oneDNN / cuDNN pick their kernels on the first call): not part of any timing.
+    # Warm-up (oneDNN / cuDNN pick their kernels on the first call): not part of any timing. The
+    # first call of each encoder also tunes it (or reads the tuning cache): timed apart.
+    t0 = time.perf_counter()
     clip_enc.encode_images(frames[:2])
     if s3d_enc is not None:
-        s3d_enc.encode_clips(np.zeros((1, s.s3d_frames_per_clip, short, short, 3), np.uint8))
-    out = {"clips": n_clips}
+        s3d_enc.encode_clips(
+            rng.integers(0, 255, (1, s.s3d_frames_per_clip, short, short, 3), dtype=np.uint8)
+        )
+    out = {"clips": n_clips, "first_use_s": time.perf_counter() - t0}
     out["decode_rtf"] = info.duration / timed(decode, repeats)
     out["clip_rtf"] = info.duration / timed(lambda: clip_enc.encode_images(frames), repeats)
     if s3d_enc is not None:
         clips = rng.integers(0, 255, (8, s.s3d_frames_per_clip, short, short * 16 // 9, 3), dtype=np.uint8)
         per8 = timed(lambda: s3d_enc.encode_clips(clips), repeats)
         out["s3d_rtf"] = info.duration / (per8 * n_clips / 8)
-    out["pipeline_rtf"] = info.duration / timed(lambda: extract_features(video, s, device=device), repeats)
+    wall, cores = timed_with_cores(lambda: extract_features(video, s, device=device), repeats)
+    out["pipeline_rtf"] = info.duration / wall
+    out["pipeline_cores_used"] = cores
     # This preset runs in a process of its own, so the peak covers models + decoding + pipeline
     # (measured before the naive baseline, which holds every decoded frame at once).
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -114,7 +137,12 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
 
     out["naive_rtf"] = info.duration / timed(naive, 1)
     out["speedup_vs_naive"] = out["pipeline_rtf"] / out["naive_rtf"]
-    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
+    out = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
+    out["tuning"] = [
+        {k: v for k, v in asdict(c).items() if k in ("task", "shape", "setting", "source", "timings_ms")}
+        for c in tuning.choices_made()
+    ]
+    return out
 
 
 def main() -> None:
@@ -125,6 +153,14 @@ def main() -> None:
     ap.add_argument("--presets", default="default,clip-only,fast")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the CI machines have 2 cores)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument(
+        "--variant", default="auto", help="name of the saved results_extract_speed_<variant>.json"
+    )
+    ap.add_argument(
+        "--tuning-cache",
+        type=Path,
+        help="tuning cache to use (default: a fresh one, so the encoders tune in this run)",
+    )
     ap.add_argument("--one-preset", nargs=2, metavar=("NAME", "VIDEO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -134,6 +170,8 @@ def main() -> None:
         return
     presets = {}
     with tempfile.TemporaryDirectory() as tmp:
+        # one cache for the presets of this run: `fast` reuses the CLIP choice `default` measured
+        os.environ["C2F_TUNING_CACHE"] = str(args.tuning_cache or Path(tmp) / "tuning.json")
         video = args.video or Path(tmp) / "bench.mp4"
         if args.video is None:
             make_test_video(video, args.seconds)
@@ -160,7 +198,11 @@ def main() -> None:
             )
             presets[name] = json.loads(child.stdout.strip().splitlines()[-1])
     result = {
+        "variant": args.variant,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
+        "cpu": tuning.cpu_model(),
+        "kernels": kernels_in_force(),
+        "C2F_CPU_BF16": os.environ.get("C2F_CPU_BF16"),
         "threads": args.threads,
         "video_seconds": round(info.duration, 2),
         "video_size": f"{info.width}x{info.height}",
@@ -170,6 +212,8 @@ def main() -> None:
     }
     json.dump(result, sys.stdout, indent=1)
     print()
+    saved = Path(__file__).parent / f"results_extract_speed_{args.variant}.json"
+    saved.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,27 +26,64 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX). There a bf16 matrix
-    product runs ~4x faster than float32 (measured here: 900 vs 190 GFLOP/s on 2 cores); without
-    it bf16 is emulated and slower. C2F_CPU_BF16=0 or 1 overrides the detection."""
+def forced_cpu_bf16() -> bool | None:
+    """C2F_CPU_BF16=1 forces the CPU encoders into bfloat16, =0 into float32; None (unset) lets
+    them measure which is faster here (c2f/encoders/tuning.py)."""
     forced = os.environ.get("C2F_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
-    return _detect_native_bf16()
+    return None
 
 
 @functools.cache
-def _detect_native_bf16() -> bool:
+def cpu_has_bf16_flag() -> bool:
+    """Whether the CPU advertises bfloat16 arithmetic (AVX512-BF16 or AMX). Reported by `c2f
+    doctor` only: the flag does not predict speed (S3D at 160 px ran 7x slower in bfloat16 than in
+    float32 on an AMX Xeon), so the encoders measure instead of trusting it."""
     try:  # private helpers of torch.cpu; absent in some builds: then assume no
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:
         return False
 
 
-def encoder_weight_dtype(device: torch.device) -> torch.dtype:
-    """dtype the frozen feature encoders are cast to: bfloat16 on a CPU that has it natively
-    (embeddings within cosine 0.9999 of float32), else float32 (CUDA uses autocast instead)."""
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return torch.float32
+def cpu_has_native_bf16() -> bool:
+    """C2F_CPU_BF16 when set, else the CPU's bfloat16 flag: the bfloat16 path this run stands for
+    (the CI runs). The encoders do not use it: they measure (c2f/encoders/tuning.py)."""
+    forced = forced_cpu_bf16()
+    return cpu_has_bf16_flag() if forced is None else forced
+
+
+_KERNEL_PROBE = """
+import torch
+with torch.no_grad():
+    torch.nn.Conv2d(16, 16, 3)(torch.randn(2, 16, 12, 12))  # a oneDNN primitive: it reports its ISA
+print("aten:", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def kernels_in_force() -> dict[str, str | None]:
+    """The CPU kernels torch (ATen) and oneDNN really use under the limits of this environment
+    (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA), read from a child process: oneDNN names its ISA only
+    when ONEDNN_VERBOSE is set before it starts."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _KERNEL_PROBE],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ONEDNN_VERBOSE": "1"},
+            timeout=120,
+        )
+        lines = (done.stdout + done.stderr).splitlines()
+    except (OSError, subprocess.SubprocessError):
+        lines = []
+    isa = next((ln.split("isa:", 1)[1].strip() for ln in lines if ",info,cpu,isa:" in ln), None)
+    aten = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("aten:")), None)
+    return {
+        "aten_capability": aten,
+        "onednn_isa": isa,
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+    }

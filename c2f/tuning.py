@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from c2f import __version__
+from c2f.errors import C2FError
 
 Setting = dict[str, Any]  # one candidate, JSON-serialisable: {"dtype": "bfloat16", "batch": 8}
 
@@ -41,8 +42,23 @@ class Choice:
     shape: str
     setting: Setting
     source: str  # "measured" | "cache" | "env" | "off"
-    timings_ms: dict[str, float | None] = field(default_factory=dict)  # candidate label -> ms, None = rejected
+    # candidate label -> ms per unit of work, None = rejected (accuracy bound missed, or failed)
+    timings_ms: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+class TuningOverrideError(C2FError, ValueError):
+    """A C2F_TUNE_* variable that is not a JSON object of known settings."""
+
+
+class Skip(Exception):
+    """Raised by a `measure` function for a candidate not worth timing (it cannot win: a greedy
+    search already settled the axis it varies). It is left out of the choice's timings."""
+
+
+class Reject(Exception):
+    """Raised by a `measure` function for a candidate that misses the task's accuracy bound; the
+    message (e.g. the cosine reached) is kept in the choice's notes, its timing as None."""
 
 
 def label(setting: Setting) -> str:
@@ -119,7 +135,9 @@ def _env_override(task: str) -> Setting | None:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise ValueError(f"{env_name(task)} must be a JSON object such as '{{\"dtype\": \"float32\"}}', not {raw!r}")
+        raise TuningOverrideError(
+            f'{env_name(task)} must be a JSON object such as \'{{"dtype": "float32"}}\', not {raw!r}'
+        )
     return value
 
 
@@ -143,18 +161,23 @@ def choose(
 ) -> Choice:
     """The setting for `task` on inputs of `shape`: from the environment, this process, the cache, or
     measured now. `measure(setting)` returns seconds per unit of work (lower is better), or None when
-    the setting misses the accuracy bound or fails; `candidates[0]` is the safe default, used when
-    every candidate is rejected."""
+    the setting misses the accuracy bound or fails, or raises `Skip` for a candidate not worth timing;
+    `candidates[0]` is the safe default, used when every candidate is rejected."""
     if not candidates:
         raise ValueError(f"{task}: no candidate settings")
-    override = _env_override(task)
-    if override is not None:
-        return Choice(task, shape, {**candidates[0], **override}, "env")
-    if os.environ.get("C2F_TUNING", "").lower() in ("off", "0", "false"):
-        return Choice(task, shape, dict(candidates[0]), "off")
     key = f"{machine_key()}|{task}|{shape}"
+    override = _env_override(task)
+    unmeasured = None
+    if override is not None:
+        unmeasured = Choice(task, shape, {**candidates[0], **override}, "env")
+    elif os.environ.get("C2F_TUNING", "").lower() in ("off", "0", "false"):
+        unmeasured = Choice(task, shape, dict(candidates[0]), "off")
+    if unmeasured is not None:
+        with _lock:  # recorded too, so that `c2f doctor` shows what is in force
+            _choices[key] = unmeasured
+        return unmeasured
     with _lock:
-        if key in _choices:
+        if key in _choices and _choices[key].source not in ("env", "off"):
             return _choices[key]
         cached = _read_cache().get(key)
         if isinstance(cached, dict) and cached.get("setting") in [dict(c) for c in candidates]:
@@ -164,9 +187,16 @@ def choose(
         timings: dict[str, float | None] = {}
         notes: list[str] = []
         best: tuple[float, Setting] | None = None
+        skipped = 0
         for cand in candidates:
             try:
                 seconds = measure(dict(cand))
+            except Skip:
+                skipped += 1
+                continue
+            except Reject as exc:
+                seconds = None
+                notes.append(f"{label(cand)}: rejected, {exc}")
             except Exception as exc:  # a kernel this machine lacks: the candidate is out, not the task
                 seconds = None
                 notes.append(f"{label(cand)}: {type(exc).__name__}: {exc}"[:300])
@@ -174,6 +204,8 @@ def choose(
             if seconds is not None and (best is None or seconds < best[0]):
                 best = (seconds, dict(cand))
         setting = best[1] if best is not None else dict(candidates[0])
+        if skipped:
+            notes.append(f"{skipped} of {len(candidates)} candidates not timed (their axis was settled)")
         choice = Choice(task, shape, setting, "measured", timings, notes)
         _choices[key] = choice
         _write_cache(key, choice)

@@ -100,17 +100,20 @@ def test_unknown_weights_name():
 
 
 def test_cpu_bfloat16_encoders_agree_with_float32(monkeypatch):
-    """bf16 weights (the CPU fast path) change embeddings by rounding only."""
+    """C2F_CPU_BF16 forces the dtype; bf16 weights change embeddings by rounding only."""
     frames = np.random.default_rng(3).integers(0, 255, (4, 64, 96, 3), dtype=np.uint8)
     clips = np.random.default_rng(4).integers(0, 255, (2, 8, 64, 96, 3), dtype=np.uint8)
     out = {}
+    # S3D's batch and layout pinned (their measurement is tested with CLIP): only the dtype is asked
+    monkeypatch.setenv("C2F_TUNE_S3D", '{"batch": 2, "memory_format": "channels_last_3d"}')
     for flag in ("0", "1"):
         monkeypatch.setenv("C2F_CPU_BF16", flag)
         clip = ClipEncoder(TINY.clip_model, "random", "cpu")
         s3d = S3DEncoder("random", TINY.s3d_image_size, "cpu")
-        assert clip.dtype == s3d.dtype == (torch.bfloat16 if flag == "1" else torch.float32)
         text = clip.encode_text(["she hands him the keys"])
         img, vid = clip.encode_images(frames), s3d.encode_clips(clips)
+        # the forced dtype, whatever the measurement would pick (batch and layout are still measured)
+        assert clip.dtype == s3d.dtype == (torch.bfloat16 if flag == "1" else torch.float32)
         assert img.dtype == vid.dtype == text.pooled.dtype == torch.float32
         out[flag] = (img, text.pooled, torch.nn.functional.normalize(vid, dim=-1))
     for a, b in zip(out["0"], out["1"], strict=True):

@@ -1,0 +1,160 @@
+"""First-use tuning of the CPU encoders: dtype, batch size and memory format, chosen by measurement.
+
+A CPU's bfloat16 flag does not predict speed: on an AMX Xeon, S3D at 160 px ran 7x slower in
+bfloat16 than in float32. So each encoder times its candidate settings on its real inputs the
+first time it meets an input shape on a machine, drops the settings whose embeddings leave
+cosine MIN_COSINE of float32, and keeps the fastest (`c2f.tuning` caches the choice per machine).
+
+The search over the candidates is greedy, one axis at a time (dtype, then batch, then memory
+format): a candidate is timed only when it differs from the best so far in one axis, and a
+candidate whose first timed run is already far slower than the best is not timed further. That keeps
+the first use of the full-size models to seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from c2f import tuning
+from c2f.device import forced_cpu_bf16
+from c2f.tuning import Choice, Setting, TuningOverrideError
+
+if TYPE_CHECKING:
+    from c2f.features.settings import FeatureSettings
+
+MIN_COSINE = 0.9999  # per-row cosine to float32 that a faster setting must keep
+DOMINATED = 3.0  # a first timed run this many times slower than the best per item: no more runs
+REPEATS = 2  # timed runs per candidate after the warm-up; the least disturbed (min) counts
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+MEMORY_FORMATS = {
+    "contiguous": torch.contiguous_format,
+    "channels_last": torch.channels_last,
+    "channels_last_3d": torch.channels_last_3d,
+}
+
+# run(setting) -> embeddings (n, d) of the first n tuning inputs (n = setting's batch)
+RunFn = Callable[[Setting], torch.Tensor]
+
+
+def dtype_names() -> list[str]:
+    """float32 first (the safe default and the accuracy reference), unless C2F_CPU_BF16 forces one."""
+    forced = forced_cpu_bf16()
+    if forced is None:
+        return ["float32", "bfloat16"]
+    return ["bfloat16"] if forced else ["float32"]
+
+
+def shape_key(shape: str) -> str:
+    """A forced dtype is part of the cache key, so forcing it never overwrites the measured choice."""
+    forced = forced_cpu_bf16()
+    return shape if forced is None else f"{shape} C2F_CPU_BF16={int(forced)}"
+
+
+def greedy_grid(axes: dict[str, Sequence]) -> list[Setting]:
+    """Every combination, the first axis varying fastest, each axis's first value its default."""
+    names = list(axes)
+    combos = itertools.product(*(axes[n] for n in reversed(names)))
+    return [dict(zip(names, reversed(c), strict=True)) for c in combos]
+
+
+def min_row_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Smallest per-row cosine between two (n, d) embedding batches (in float64: exact enough to
+    tell 1 - 1e-7 from 1)."""
+    return float(F.cosine_similarity(a.double(), b.double(), dim=-1).min())
+
+
+def dtype_of(setting: Setting) -> torch.dtype:
+    try:
+        return DTYPES[setting["dtype"]]
+    except KeyError:
+        raise TuningOverrideError(
+            f"a C2F_TUNE_* setting names dtype {setting.get('dtype')!r}; use one of {sorted(DTYPES)}"
+        ) from None
+
+
+def batch_of(setting: Setting) -> int:
+    batch = setting.get("batch")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise TuningOverrideError(f"a C2F_TUNE_* setting names batch {batch!r}; use a positive whole number")
+    return batch
+
+
+def memory_format_of(setting: Setting) -> torch.memory_format:
+    try:
+        return MEMORY_FORMATS[setting.get("memory_format", "contiguous")]
+    except KeyError:
+        raise TuningOverrideError(
+            f"a C2F_TUNE_* setting names memory_format {setting.get('memory_format')!r}; "
+            f"use one of {sorted(MEMORY_FORMATS)}"
+        ) from None
+
+
+def tune(
+    task: str,
+    shape: str,
+    axes: dict[str, Sequence],
+    run: RunFn,
+    min_cosine: float = MIN_COSINE,
+    repeats: int = REPEATS,
+) -> Choice:
+    """Choose among the settings of `axes` (first values = the default) for `task` on inputs of
+    `shape`. The first float32 candidate's output is the accuracy reference; a setting whose
+    embeddings fall below `min_cosine` to it (per row, min over the batch) is rejected."""
+    best: list = []  # [seconds per item, setting] of the best accepted candidate so far
+    reference: list[torch.Tensor] = []
+
+    def measure(setting: Setting) -> float | None:
+        if best and sum(setting[k] != best[1][k] for k in setting) > 1:
+            raise tuning.Skip
+        out = run(setting)  # warm-up: kernels are picked (and oneDNN primitives built) here
+        if not reference and setting["dtype"] == "float32":
+            reference.append(out.float())
+        elif reference:
+            k = min(len(out), len(reference[0]))
+            cosine = min_row_cosine(out[:k], reference[0][:k])
+            if cosine < min_cosine:
+                raise tuning.Reject(f"cosine {cosine:.6f} to float32 < {min_cosine}")
+        n = len(out)
+        runs: list[float] = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run(setting)
+            runs.append(time.perf_counter() - t0)
+            if best and runs[0] / n > DOMINATED * best[0]:
+                return runs[0] / n  # clearly slower: not worth more runs (never chosen)
+        seconds = min(runs) / n
+        if not best or seconds < best[0]:
+            best[:] = [seconds, setting]
+        return seconds
+
+    with torch.inference_mode():
+        return tuning.choose(task, shape_key(shape), greedy_grid(axes), measure)
+
+
+def tile_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n rows of x repeated along dim 0 as often as needed: tuning batches from the real
+    inputs, however few there are."""
+    reps = -(-n // len(x))
+    return x.repeat(reps, *([1] * (x.dim() - 1)))[:n] if reps > 1 else x[:n]
+
+
+def tune_preset(settings: FeatureSettings, device: torch.device | str | None = None) -> list[Choice]:
+    """Run (or load from the cache) the tuning of every encoder a feature preset uses, on seeded
+    noise of the real input shapes; returns the choices in force (`c2f doctor --tune`)."""
+    from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
+
+    clip = create_clip_encoder(settings, device)
+    clip.tune_images()
+    clip.tune_text()
+    if settings.uses_s3d:
+        s3d = create_s3d_encoder(settings, device)
+        if hasattr(s3d, "setting"):  # encoders without tuned settings (S3D-G) run as they are
+            s3d.setting(settings.s3d_frames_per_clip)
+    return tuning.choices_made()
