@@ -15,7 +15,7 @@ import pytest
 
 from c2f.cli import main
 from c2f.data.value_import import LOG_NAME, REPORT_NAME
-from c2f.features import PRESETS, FeatureSettings, load_features
+from c2f.features import get_preset, load_features
 from c2f.model import load_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -26,15 +26,9 @@ CLIP = {v: RNG.standard_normal((n, 512)).astype(np.float16) for v, (n, _) in LEN
 S3D = {v: RNG.standard_normal((n, 1024)).astype(np.float16) for v, (_, n) in LENGTHS.items() if n}
 
 
-@pytest.fixture(autouse=True)
-def value_preset(monkeypatch):
-    """The `value` preset (CLIP ViT-B/32 + MIL-NCE S3D-G); a stand-in with its fields until
-    c2f/features/settings.py defines it."""
-    if "value" not in PRESETS:
-        monkeypatch.setitem(
-            PRESETS, "value", FeatureSettings(preset="value", s3d_weights="s3d_howto100m", s3d_frames_per_clip=32)
-        )
-    return PRESETS["value"]
+@pytest.fixture
+def value_preset():
+    return get_preset("value")
 
 
 def write_npz_folder(folder, arrays, nested=False):
@@ -179,14 +173,22 @@ def test_imported_tvr_trains(tmp_path, capsys):
     )  # fmt: skip
     rows = [json.loads(line) for line in ann.read_text().splitlines()]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["vid_name"] != "gone"))
+    # a validation split of its own videos (TVR's protocol): here video A alone
+    (tmp_path / "v.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["vid_name"] == A))
+    run_import(
+        capsys, "--clip", tmp_path / "clip-vit", "--s3d", tmp_path / "mil-nce-s3d",
+        "--annotations", tmp_path / "v.jsonl", "--out", tmp_path / "val_feats", "--only-annotated",
+    )  # fmt: skip
     argv = [
-        "train", "--train", str(tmp_path / "t.jsonl"), "--val", str(tmp_path / "t.jsonl"),
+        "train", "--train", str(tmp_path / "t.jsonl"), "--val", str(tmp_path / "v.jsonl"),
+        "--val-features", str(tmp_path / "val_feats"),
         "--features", str(tmp_path / "feats"), "--config", "tiny", "--text-encoder", "c2f-tiny-ViT:random",
         "--steps", "2", "--batch-size", "2", "--grad-accum", "2", "--eval-every", "2", "--out", str(tmp_path / "run"),
     ]  # fmt: skip
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["data"]["queries"] == 3 and summary["data"]["queries_on_videos_longer_than_max_clips"] == 0
+    assert summary["best_val"]["VR"]["r1"] == 100.0  # validation searched the one val video only
     model, meta = load_checkpoint(tmp_path / "run" / "last")
     assert model.cfg.video_dim == 1536 and meta["feature_settings"]["preset"] == "value"
     assert meta["text_encoder"] == {"kind": "clip", "arch": "c2f-tiny-ViT", "weights": "random"}

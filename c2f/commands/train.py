@@ -12,6 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", help="training annotations (.jsonl)")
     p.add_argument("--val", help="validation annotations (.jsonl)")
     p.add_argument("--features", help="folder of <vid_name>.safetensors feature files")
+    p.add_argument(
+        "--val-features",
+        help="videos validation searches (default: --features); TVR's protocol: the val split's videos only",
+    )
     p.add_argument("--synthetic", action="store_true", help="train on the built-in synthetic VCMR benchmark")
     p.add_argument("--synthetic-videos", type=int, default=400)
     p.add_argument("--out", required=True, help="output folder (best/ and last/ checkpoints, resume state)")
@@ -98,9 +102,13 @@ def run(args: argparse.Namespace) -> int:
         # every file once into memory-mapped arrays (subtitle tokens included), cached beside them
         pack = pack_features(args.features, fs, encode, text_spec)
         corpus, feature_settings = pack.corpus(), fs
+        val_corpus = corpus
+        if args.val_features:
+            val_corpus = pack_features(args.val_features, fs, encode, text_spec).corpus()
         durations = dict(zip(corpus.names, corpus.durations, strict=True))
         train_q = load_annotations(args.train, known_videos=durations)
-        val_q = load_annotations(args.val, known_videos=durations) if args.val else []
+        val_durations = dict(zip(val_corpus.names, val_corpus.durations, strict=True))
+        val_q = load_annotations(args.val, known_videos=val_durations) if args.val else []
 
     def tokens(qs):
         if args.synthetic:
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         text_encoder=text_spec,
         resume=args.resume,
         init_checkpoint=args.init,
+        val_corpus=None if args.synthetic else val_corpus,
     )
     print(
         json.dumps(

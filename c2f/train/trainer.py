@@ -76,6 +76,9 @@ def _state_tensors(
             if k in st:
                 out[f"opt.{i}.{k}"] = torch.as_tensor(st[k]).detach().cpu().contiguous()
     out["rng"] = gen.get_state()
+    out["torch_rng"] = torch.get_rng_state()  # dropout draws from the global generator
+    if model.device.type == "cuda":
+        out["cuda_rng"] = torch.cuda.get_rng_state(model.device)
     return out
 
 
@@ -152,7 +155,10 @@ def train_model(
     resume: bool = False,
     progress: bool = True,
     init_checkpoint: str | Path | None = None,
+    val_corpus: Corpus | None = None,
 ) -> TrainResult:
+    """`val_corpus`: the videos validation searches (default: `corpus`); TVR's protocol searches
+    only the split's own videos."""
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
@@ -190,6 +196,10 @@ def train_model(
                     for k in ("exp_avg", "exp_avg_sq", "step")
                 }
         gen.set_state(state["rng"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and dev.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
         info = json.loads((out / "resume.json").read_text())
         start_step, best, history = info["step"], info["best"], info["history"]
         if "order" in state and len(state["order"]) == len(train_queries):  # same data: same sample order
@@ -284,7 +294,9 @@ def train_model(
         if (step + 1) % settings.eval_every == 0 or last:
             entry: dict[str, Any] = {"step": step + 1, "loss": round(loss_v, 4)}
             if val_queries:
-                metrics = compute_metrics(predict_corpus(model, val_queries, val_tokens, corpus), val_queries)
+                metrics = compute_metrics(
+                    predict_corpus(model, val_queries, val_tokens, val_corpus or corpus), val_queries
+                )
                 entry["metrics"] = {t: metrics[t] for t in ("VCMR", "SVMR", "VR")}
                 if best is None or score_of(metrics) > score_of(best):
                     best = entry["metrics"]
