@@ -197,6 +197,8 @@ class AppService:
     def sweep_idle(self) -> list[str]:
         """Remove the collections of visitors idle for longer than `idle_minutes`."""
         visitors = self.config.library_root / "visitors"
+        if not self.sweeper.due():
+            return []
         folders = {
             d.name: [d, self._folders(d.name)[1], self.export_dir(d.name)]
             for d in (visitors.iterdir() if visitors.is_dir() else [])

@@ -60,6 +60,10 @@ class IdleSweeper:
         with self._lock:
             self._last_seen[visitor_id] = time.time()
 
+    def due(self, now: float | None = None) -> bool:
+        """Whether a sweep would run now (so callers list the folders only then)."""
+        return (time.time() if now is None else now) - self._last_sweep >= self.every_seconds
+
     def sweep(self, folders_of: dict[str, list[Path]], now: float | None = None) -> list[str]:
         """Delete the folders of idle visitors; `folders_of` maps visitor id -> its folders on disk
         (a visitor unknown to this process counts from its folders' modification time)."""
