@@ -28,6 +28,9 @@ def test_clip_encoder_shapes_normalised_and_batch_invariant():
     assert whole.shape == (7, enc.image_dim)
     torch.testing.assert_close(whole.norm(dim=1), torch.ones(7))
     torch.testing.assert_close(whole, parts, atol=1e-5, rtol=1e-4)
+    raw = enc.encode_images(frames, normalize=False)  # open_clip's encode_image output, as VALUE keeps it
+    assert not torch.allclose(raw.norm(dim=1), torch.ones(7))
+    torch.testing.assert_close(torch.nn.functional.normalize(raw, dim=-1), whole, atol=1e-5, rtol=1e-4)
 
 
 def test_clip_preprocessing_matches_open_clip_transform():

@@ -134,18 +134,22 @@ class ClipEncoder:
                 self.image_setting = chosen
             return self.image_setting
 
-    def _encode_image(self, variants: dict, x: torch.Tensor, setting: Setting) -> torch.Tensor:
-        """normalised float32 (T, 3, S, S) -> (T, d) float32 L2-normalised, with the tower variant
-        of `setting` (made from the float32 master on first need)."""
+    def _encode_image(
+        self, variants: dict, x: torch.Tensor, setting: Setting, normalize: bool = True
+    ) -> torch.Tensor:
+        """normalised float32 (T, 3, S, S) -> (T, d) float32 (L2-normalised unless told not to), with
+        the tower variant of `setting` (made from the float32 master on first need)."""
         visual = _converted(variants, setting)
         x = x.to(dtype_of(setting)).contiguous(memory_format=memory_format_of(setting))
         with torch.autocast(self.device.type, dtype=self._amp, enabled=self._amp is not None):
-            emb = visual(x)
-        return F.normalize(emb.float(), dim=-1)
+            emb = visual(x).float()  # open_clip's encode_image(x) is visual(x)
+        return F.normalize(emb, dim=-1) if normalize else emb
 
     @torch.inference_mode()
-    def encode_images(self, frames: np.ndarray | torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-        """uint8 (T, H, W, 3) -> (T, d) float32 L2-normalised, on the CPU."""
+    def encode_images(
+        self, frames: np.ndarray | torch.Tensor, batch_size: int | None = None, normalize: bool = True
+    ) -> torch.Tensor:
+        """uint8 (T, H, W, 3) -> (T, d) float32 on the CPU, L2-normalised (raw with normalize=False)."""
         if len(frames) == 0:
             return torch.zeros(0, self.image_dim)
         setting = self.image_setting or self.tune_images(self.preprocess(frames[: max(IMAGE_BATCHES)]))
@@ -153,7 +157,8 @@ class ClipEncoder:
         tower = {(setting["dtype"], setting["memory_format"]): self.model.visual}
         out = []
         for s in range(0, len(frames), batch_size):
-            out.append(self._encode_image(tower, self.preprocess(frames[s : s + batch_size]), setting).cpu())
+            x = self.preprocess(frames[s : s + batch_size])  # (b, 3, S, S)
+            out.append(self._encode_image(tower, x, setting, normalize).cpu())
         return torch.cat(out)
 
     # ----- text ---------------------------------------------------------------------------------
