@@ -86,7 +86,7 @@ def timed_with_cores(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(cores)
 
 
-def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
+def bench_preset(video: Path, name: str, repeats: int, device: str, skip_naive: bool = False) -> dict:
     s = random_weight_settings(name)
     info = probe_video(video)
     clip_enc = _clip(s.clip_model, "random", device) if s.clip_weights == "random" else None
@@ -135,8 +135,9 @@ def bench_preset(video: Path, name: str, repeats: int, device: str) -> dict:
             if s3d_enc is not None:
                 s3d_enc.encode_clips(clip[None])
 
-    out["naive_rtf"] = info.duration / timed(naive, 1)
-    out["speedup_vs_naive"] = out["pipeline_rtf"] / out["naive_rtf"]
+    if not skip_naive:
+        out["naive_rtf"] = info.duration / timed(naive, 1)
+        out["speedup_vs_naive"] = out["pipeline_rtf"] / out["naive_rtf"]
     out = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
     out["tuning"] = [
         {k: v for k, v in asdict(c).items() if k in ("task", "shape", "setting", "source", "timings_ms")}
@@ -161,12 +162,13 @@ def main() -> None:
         type=Path,
         help="tuning cache to use (default: a fresh one, so the encoders tune in this run)",
     )
+    ap.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline (half the time)")
     ap.add_argument("--one-preset", nargs=2, metavar=("NAME", "VIDEO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.one_preset:  # child process: one preset, JSON on stdout
         name, video = args.one_preset
-        print(json.dumps(bench_preset(Path(video), name, args.repeats, args.device)))
+        print(json.dumps(bench_preset(Path(video), name, args.repeats, args.device, args.skip_naive)))
         return
     presets = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,44 +178,38 @@ def main() -> None:
         if args.video is None:
             make_test_video(video, args.seconds)
         info = probe_video(video)
+        result = {
+            "variant": args.variant,
+            "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
+            "cpu": tuning.cpu_model(),
+            "kernels": kernels_in_force(),
+            "C2F_CPU_BF16": os.environ.get("C2F_CPU_BF16"),
+            "threads": args.threads,
+            "video_seconds": round(info.duration, 2),
+            "video_size": f"{info.width}x{info.height}",
+            "weights": "random (full-size architectures; timing does not depend on weight values)",
+            "repeats": args.repeats,
+            "presets": presets,
+        }
+        saved = Path(__file__).parent / f"results_extract_speed_{args.variant}.json"
         for name in args.presets.split(","):
             # One process per preset: a clean peak RSS, and no model of another preset in memory.
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one-preset",
-                    name,
-                    str(video),
-                    "--repeats",
-                    str(args.repeats),
-                    "--threads",
-                    str(args.threads),
-                    "--device",
-                    args.device,
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
+            command = [
+                sys.executable,
+                __file__,
+                "--one-preset",
+                name,
+                str(video),
+                "--repeats",
+                str(args.repeats),
+            ]
+            command += ["--threads", str(args.threads), "--device", args.device]
+            command += ["--skip-naive"] if args.skip_naive else []
+            child = subprocess.run(command, check=True, capture_output=True, text=True)
             presets[name] = json.loads(child.stdout.strip().splitlines()[-1])
-    result = {
-        "variant": args.variant,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
-        "cpu": tuning.cpu_model(),
-        "kernels": kernels_in_force(),
-        "C2F_CPU_BF16": os.environ.get("C2F_CPU_BF16"),
-        "threads": args.threads,
-        "video_seconds": round(info.duration, 2),
-        "video_size": f"{info.width}x{info.height}",
-        "weights": "random (full-size architectures; timing does not depend on weight values)",
-        "repeats": args.repeats,
-        "presets": presets,
-    }
+            saved.write_text(json.dumps(result, indent=1) + "\n")  # saved after each preset
     json.dump(result, sys.stdout, indent=1)
     print()
-    saved = Path(__file__).parent / f"results_extract_speed_{args.variant}.json"
-    saved.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
