@@ -12,7 +12,7 @@ system-deps:
 	@command -v ffprobe >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg)
 
 system-test-deps: system-deps
-	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	@(command -v chromium >/dev/null && command -v espeak-ng >/dev/null) || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium espeak-ng)
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

@@ -16,7 +16,7 @@ from c2f import __version__
 from c2f.errors import C2FError
 
 # Order is the order shown by --help.
-COMMANDS = ["extract", "import_tvr", "index", "library", "search", "train", "pretrain", "evaluate", "doctor"]
+COMMANDS = ["extract", "import_tvr", "index", "transcribe", "library", "search", "train", "pretrain", "evaluate", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:

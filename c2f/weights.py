@@ -166,3 +166,114 @@ def resolve_weights(name: str) -> Path:
             except Exception:
                 pass
     raise MissingWeightsError(spec.what, spec.filenames[0], candidate_places(spec), hint=_HINT)
+
+
+# --- model folders (transformers): several files that must come from one place ------------------
+@dataclass(frozen=True)
+class ModelFolderSpec:
+    name: str  # registry key
+    what: str  # human description
+    folder: str  # sub-folder of checkpoints/, e.g. "whisper/base"
+    files: tuple[str, ...]  # every file transformers needs to load it offline
+    hf_repo: str  # Hugging Face repo (its cache is searched, and downloaded from unless offline)
+
+
+_WHISPER_FILES = (
+    "config.json",
+    "generation_config.json",  # timestamp, language and task token ids: needed for timestamps
+    "model.safetensors",
+    "preprocessor_config.json",  # log-mel feature extractor
+    "tokenizer.json",
+    "tokenizer_config.json",
+)
+_SENTENCE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+MODEL_FOLDERS: dict[str, ModelFolderSpec] = {
+    **{
+        f"whisper:{size}": ModelFolderSpec(
+            name=f"whisper:{size}",
+            what=f"Whisper {size} (OpenAI, transformers)",
+            folder=f"whisper/{size}",
+            files=_WHISPER_FILES,
+            hf_repo=f"openai/whisper-{size}",
+        )
+        for size in ("tiny", "base", "small", "medium", "large-v3", "large-v3-turbo")
+    },
+    "sentence:all-MiniLM-L6-v2": ModelFolderSpec(
+        name="sentence:all-MiniLM-L6-v2",
+        what="sentence encoder all-MiniLM-L6-v2 (transformers, mean pooling)",
+        folder="sentence/all-MiniLM-L6-v2",
+        files=_SENTENCE_FILES,
+        hf_repo="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+}
+
+
+def _folder_spec(name: str) -> ModelFolderSpec:
+    try:
+        return MODEL_FOLDERS[name]
+    except KeyError:
+        raise MissingWeightsError(name, name, [f"a known model name: {sorted(MODEL_FOLDERS)}"]) from None
+
+
+def _hf_cached_folder(spec: ModelFolderSpec) -> tuple[Path | None, list[str]]:
+    """(the cache snapshot folder holding every file, or None; the files it lacks)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found: dict[str, Path] = {}
+    for fn in spec.files:
+        hit = try_to_load_from_cache(spec.hf_repo, fn)
+        if isinstance(hit, str):
+            found[fn] = Path(hit)
+    missing = [fn for fn in spec.files if fn not in found]
+    folders = {p.parent for p in found.values()}
+    if not missing and len(folders) == 1:
+        return folders.pop(), []
+    return None, missing
+
+
+def describe_missing_folder(name: str, missing: list[str] | None = None) -> str:
+    """What `resolve_model_folder(name)` says when the model is nowhere: every missing file, the
+    folder to put them in, and the cache repo."""
+    spec = _folder_spec(name)
+    local = checkpoints_dir() / spec.folder
+    missing = missing if missing is not None else [fn for fn in spec.files if not (local / fn).is_file()]
+    return str(MissingWeightsError(spec.what, ", ".join(missing), _folder_places(spec), hint=_FOLDER_HINT))
+
+
+def _folder_places(spec: ModelFolderSpec) -> list[str]:
+    local = checkpoints_dir() / spec.folder
+    return [
+        f"{local}/ (all of: {', '.join(spec.files)})",
+        f"the Hugging Face cache ({_hf_cache_dir()}), repo {spec.hf_repo}",
+    ]
+
+
+_FOLDER_HINT = (
+    "(C2F is offline or the download failed. Copy the files from the Hugging Face repo into that "
+    "folder; to try C2F without weights use the tiny test models: `--whisper-model tiny-test`, "
+    "`python app.py --mode tiny`.)"
+)
+
+
+def resolve_model_folder(name: str) -> Path:
+    """A local folder with every file of the transformers model `name`: checkpoints/<folder>/ when
+    it holds them all, else the Hugging Face cache, else a download (unless offline). Missing, the
+    error names each absent file and where to put it."""
+    spec = _folder_spec(name)
+    local = checkpoints_dir() / spec.folder
+    missing_here = [fn for fn in spec.files if not (local / fn).is_file()]
+    if not missing_here:
+        return local
+    cached, _ = _hf_cached_folder(spec)
+    if cached is not None:
+        return cached
+    if not offline():
+        from huggingface_hub import snapshot_download
+
+        try:  # the needed files plus small optional ones (normalizer.json, special tokens)
+            return Path(snapshot_download(spec.hf_repo, allow_patterns=[*spec.files, "*.json", "*.txt"]))
+        except Exception:  # no network, or the repo moved
+            pass
+    # Name what the user has to add to the folder they started filling (or every file).
+    raise MissingWeightsError(spec.what, ", ".join(missing_here), _folder_places(spec), hint=_FOLDER_HINT)

@@ -1,4 +1,5 @@
-"""`c2f index PATH... [--library DIR] [--mode zero-shot|tiny|learned] [--reference]`: add videos to a library."""
+"""`c2f index PATH... [--library DIR] [--mode zero-shot|tiny|learned] [--reference] [--transcribe]`:
+add videos to a library."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder or name (--mode learned)")
     p.add_argument("--reference", action="store_true", help="keep a reference to the files instead of a copy")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
+    p.add_argument(
+        "--transcribe",
+        action="store_true",
+        help="subtitles from the speech (Whisper) for videos without a .srt/.vtt (a sidecar always wins)",
+    )
+    from c2f.commands.transcribe import add_whisper_arguments
+
+    add_whisper_arguments(p, default_model=None)  # None: base, or tiny-test with --mode tiny
     p.set_defaults(func=run)
 
 
@@ -84,6 +93,16 @@ def run(args: argparse.Namespace) -> int:
         from c2f.search import load_backend
 
         settings = load_backend(args.mode, args.checkpoint, args.device).feature_settings
+    transcriber = None
+    if args.transcribe:  # loaded before any work: missing Whisper weights stop the run at once
+        from c2f.commands.transcribe import make_transcriber
+        from c2f.speech.models import DEFAULT_WHISPER_MODEL, TINY_TEST_MODEL
+
+        model = args.whisper_model or (TINY_TEST_MODEL if args.mode == "tiny" else DEFAULT_WHISPER_MODEL)
+        transcriber = make_transcriber(model, args.language, args.device)
+        print(f"transcribing speech with {transcriber.label}")
+    elif args.whisper_model or args.language != "auto":
+        raise C2FError("--whisper-model and --language go with --transcribe")
     library = open_or_create_library(path, settings, args.device)
     bar = tqdm(total=1000, desc="index", bar_format="{percentage:3.0f}%|{bar}| {desc}")
 
@@ -92,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         bar.n = round(overall * 1000)
         bar.refresh()
 
-    report = library.add(videos, copy=not args.reference, progress=progress)
+    report = library.add(videos, copy=not args.reference, progress=progress, transcriber=transcriber)
     bar.n = 1000
     bar.close()
     print(

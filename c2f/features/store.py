@@ -9,6 +9,8 @@ Layout (documented in the README):
             "settings"   JSON of FeatureSettings (every setting that produced the vectors)
             "video"      JSON of VideoMeta (source name, content hash, duration, fps, size)
             "subtitles"  JSON list of {"start", "end", "text"} (may be empty)
+            "subtitle_source" (optional) JSON of how machine-made subtitles were made, e.g.
+                         {"kind": "transcript", "machine_made": true, "model": "whisper-base", "language": "en"}
 No pickles: safetensors holds only raw arrays and string metadata.
 """
 
@@ -54,6 +56,7 @@ class ClipFeatures:
     settings: FeatureSettings
     video: VideoMeta
     subtitles: list[Subtitle] = field(default_factory=list)
+    subtitle_source: dict | None = None  # None: a subtitle file (or none); else what made them (speech)
 
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
@@ -96,6 +99,8 @@ def save_features(feats: ClipFeatures, path: str | Path) -> Path:
         "video": json.dumps(asdict(feats.video), sort_keys=True),
         "subtitles": json.dumps([asdict(s) for s in feats.subtitles]),
     }
+    if feats.subtitle_source is not None:
+        meta["subtitle_source"] = json.dumps(feats.subtitle_source, sort_keys=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
     os.close(fd)
     try:
@@ -131,6 +136,7 @@ def load_features(path: str | Path, expected: FeatureSettings | None = None) -> 
             settings=FeatureSettings.from_dict(json.loads(meta["settings"])),
             video=VideoMeta(**json.loads(meta["video"])),
             subtitles=[Subtitle(**s) for s in json.loads(meta["subtitles"])],
+            subtitle_source=json.loads(meta["subtitle_source"]) if "subtitle_source" in meta else None,
         )
     except FeatureFileError:
         raise

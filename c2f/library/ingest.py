@@ -20,6 +20,9 @@ from c2f.library.catalog import VideoRecord
 
 if TYPE_CHECKING:
     from c2f.library.library import Library
+    from c2f.library.storage import LibraryFiles
+    from c2f.speech.transcript import Transcript
+    from c2f.speech.whisper import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +101,12 @@ def _file_sha256(path: Path) -> str:
 class Ingest:
     """One `add` (or `resume`) run over a list of files; the caller holds the library's write lock."""
 
-    def __init__(self, library: Library, progress: AddProgress | None) -> None:
+    def __init__(
+        self, library: Library, progress: AddProgress | None, transcriber: WhisperTranscriber | None = None
+    ) -> None:
         self.lib = library
         self.progress = progress
+        self.transcriber = transcriber  # makes subtitles from speech for videos without any
         self.report = AddReport()
         self.spec = library.default_index
         loaded = library.versions.load(self.spec.fingerprint)
@@ -170,16 +176,21 @@ class Ingest:
                 self.progress(job.name, f, (i + f) / n)
 
         try:
+            subtitles, source = job.subtitles, None
+            if not subtitles and self.transcriber is not None:  # a sidecar with cues always wins
+                transcript = self._transcript(job)
+                subtitles, source = transcript.subtitles(), transcript.source()
             feats = extract_features(
                 job.stored,
                 self.lib.settings,
                 video_id=job.video_id,
-                subtitles=job.subtitles,
+                subtitles=subtitles,
                 device=self.lib.device,
                 progress=on_progress,
                 content_hash=job.content_hash,  # hashed when admitted: a second pass over the file saved
             )
             feats.video = replace(feats.video, source_name=job.name)
+            feats.subtitle_source = source
             save_features(feats, self.lib.files.feature_path(job.video_id))
             catalog.mark_indexed(
                 key,
@@ -215,3 +226,27 @@ class Ingest:
         if time.monotonic() - self.last_save > INDEX_SAVE_EVERY_S and self.index is not None:
             self.lib.versions.save(self.spec.fingerprint, self.index)
             self.dirty, self.last_save = False, time.monotonic()
+
+    def _transcript(self, job: _Admitted) -> Transcript:
+        """The video's transcript: the one saved by an earlier (interrupted) run with the same
+        model and language, else made now and saved before its features are extracted."""
+        from c2f.speech.transcript import load_transcript, save_transcript
+
+        assert self.transcriber is not None
+        path = transcript_path(self.lib.files, job.video_id)
+        if path.is_file():
+            try:
+                saved = load_transcript(path)
+            except C2FError:
+                saved = None  # damaged: made again
+            same_language = self.transcriber.language in (None, saved.language if saved else None)
+            if saved and saved.model == self.transcriber.label and same_language:
+                return saved
+        transcript = self.transcriber.transcribe_file(job.stored)
+        save_transcript(transcript, path)
+        return transcript
+
+
+def transcript_path(files: LibraryFiles, video_id: str) -> Path:
+    """features/<video_id>.transcript.json: the machine transcript kept beside the features."""
+    return files.feature_path(video_id).with_suffix(".transcript.json")

@@ -32,7 +32,7 @@ from c2f.errors import FeatureMismatchError, LibraryError
 from c2f.features import ClipFeatures, FeatureSettings, get_preset
 from c2f.library.catalog import Catalog, VideoRecord
 from c2f.library.indexes import IndexCache, IndexSync, IndexVersions, VectorsFn
-from c2f.library.ingest import AddProgress, AddReport, Ingest, SubtitlesArg
+from c2f.library.ingest import AddProgress, AddReport, Ingest, SubtitlesArg, transcript_path
 from c2f.library.locks import exclusive_lock
 from c2f.library.storage import FeatureCache, LibraryFiles
 from c2f.search.backends import IndexSpec, default_index_for
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from c2f.index import ClipIndex
     from c2f.search.backends import SearchBackend
     from c2f.search.types import SearchResult
+    from c2f.speech.whisper import WhisperTranscriber
 
 __all__ = ["AddReport", "Library", "default_library_root", "find_videos", "open_library"]
 
@@ -165,19 +166,24 @@ class Library:
         copy: bool = True,
         subtitles: SubtitlesArg = None,
         progress: AddProgress | None = None,
+        transcriber: WhisperTranscriber | None = None,
     ) -> AddReport:
         """Index video files (folders are searched recursively). Same content twice is a no-op;
         a failing video is recorded with its error and the others go on. `copy=False` keeps a
         reference to the original file instead of a copy. `subtitles`: a file (one video) or
         {video path or name: file}; by default a sidecar .srt/.vtt next to each video is used.
-        A subtitle file that cannot be read leaves its video without subtitles (report.warnings)."""
+        A subtitle file that cannot be read leaves its video without subtitles (report.warnings).
+        `transcriber` (c2f.speech.whisper): videos left without subtitle cues get the transcript
+        of their speech instead, marked as machine-made in their features."""
         files = find_videos([paths] if isinstance(paths, (str, Path)) else paths)
-        return self._ingest([(f, None) for f in files], copy, subtitles, progress)
+        return self._ingest([(f, None) for f in files], copy, subtitles, progress, transcriber)
 
-    def resume(self, progress: AddProgress | None = None) -> AddReport:
+    def resume(
+        self, progress: AddProgress | None = None, transcriber: WhisperTranscriber | None = None
+    ) -> AddReport:
         """Finish videos left pending by an interrupted run (their stored files are re-read)."""
         rows = [r for r in self.catalog.all("pending") if Path(r.stored_path).is_file()]
-        return self._ingest([(Path(r.stored_path), r) for r in rows], True, None, progress)
+        return self._ingest([(Path(r.stored_path), r) for r in rows], True, None, progress, transcriber)
 
     def _ingest(
         self,
@@ -185,10 +191,11 @@ class Library:
         copy: bool,
         subtitles: SubtitlesArg,
         progress: AddProgress | None,
+        transcriber: WhisperTranscriber | None = None,
     ) -> AddReport:
         with self._write_lock():
             self.files.clean_temp_files()
-            return Ingest(self, progress).run(files, copy, subtitles)
+            return Ingest(self, progress, transcriber).run(files, copy, subtitles)
 
     def remove(self, video_id: str) -> VideoRecord:
         """Forget a video: catalog row first (searches stop seeing it), then its index entries and files."""
@@ -197,6 +204,7 @@ class Library:
             self.catalog.delete(rec.key)
             self.versions.remove_video(rec.key)
             self.files.feature_path(video_id).unlink(missing_ok=True)
+            transcript_path(self.files, video_id).unlink(missing_ok=True)
             if rec.is_copy:
                 Path(rec.stored_path).unlink(missing_ok=True)
         self.features.drop(video_id)

@@ -74,7 +74,11 @@ def search_library(
     # Inside the block the index and the catalog snapshot cannot change under us.
     with library.snapshot(backend.fingerprint, backend.clip_vectors) as (index, records):
         t2 = time.perf_counter()
-        hits = index.search_videos(encoded.vector, top_k_videos)[0]
+        rank = getattr(backend, "rank_videos", None)  # a backend may rank on its own curve (speech)
+        if rank is not None:
+            hits = rank(library, index, records, encoded, top_k_videos)
+        else:
+            hits = index.search_videos(encoded.vector, top_k_videos)[0]
         t3 = time.perf_counter()
         videos: list[VideoResult] = []
         for hit in hits:
@@ -124,6 +128,9 @@ def localize_hit(
             return None  # removed while we searched
         raise
     similarity = index.clip_scores(encoded.vector, hit.video_key)  # (N,) the numbers Eq. 3 maxed
+    curve = getattr(backend, "clip_curve", None)
+    if curve is not None:  # e.g. visual fused with speech: the curve the backend ranked videos by
+        similarity = curve(encoded, feats, similarity)
     loc = backend.localize(encoded, feats, similarity, moments_per_video)
     moments = [
         Moment(
