@@ -7,7 +7,9 @@ so a changed folder or another text encoder gives a new pack (older ones are rem
 
   clips.npy     (total_clips, D)   float16 when every vector is exactly a float16 (VALUE's release
                                    is float16), else float32
-  segments.npy  (S, 4) int64       clip_start, clip_end (exclusive), token_start, token_end
+  segments.npy  (S, 4) int64       first, end (exclusive) row of seg_clips.npy, token_start, token_end
+  seg_clips.npy (C,) int64         each segment's clips in the video (a subtitle's are not always
+                                   consecutive)
                                    (-1, -1: no subtitle text): HERO alignment, `align_subtitles`
   offsets.npy   (2, V + 1) int64   per video: first clip row, first segment row
   tokens.bin    (total_tokens, Dt) float16 subtitle token embeddings (raw, shape in index.json)
@@ -33,7 +35,7 @@ from c2f.features.store import Subtitle
 from c2f.features.subtitles import align_subtitles
 from c2f.model.c2f import VideoInput
 
-PACK_VERSION = "1"
+PACK_VERSION = "2"
 PACK_DIR = ".c2f-pack"
 TokenEncoder = Callable[[list[str]], list[np.ndarray]]
 
@@ -69,6 +71,7 @@ class PackedCorpus:
         self.text_encoder: dict | None = index["text_encoder"]
         self.clips = np.load(directory / "clips.npy", mmap_mode="r")  # (total_clips, D)
         self.segments = np.load(directory / "segments.npy")  # (S, 4)
+        self.seg_clips = np.load(directory / "seg_clips.npy")  # (C,)
         self.clip_offsets, self.seg_offsets = np.load(directory / "offsets.npy")
         t_rows, t_dim = index["token_shape"]
         self.tokens = (
@@ -86,7 +89,7 @@ class PackedCorpus:
         segs = []
         for c0, c1, t0, t1 in self.segments[self.seg_offsets[i] : self.seg_offsets[i + 1]]:
             toks = None if t0 < 0 or self.tokens is None else np.asarray(self.tokens[t0:t1], dtype=np.float32)
-            segs.append((np.arange(c0, c1), toks))
+            segs.append((self.seg_clips[c0:c1], toks))
         return VideoInput(feats, segs)
 
     def corpus(self):
@@ -175,6 +178,8 @@ def pack_features(
         counts = [h["shape"][0] for h in headers]
         dtype = _write_clips(tmp / "clips.npy", files, sum(counts), dims.pop(), progress)
         segments, seg_offsets, texts, text_rows = [], [0], [], []
+        seg_clips: list[np.ndarray] = []
+        n_seg_clips = 0
         for h, n in zip(headers, counts, strict=True):
             subs = [Subtitle(**s) for s in json.loads(h["meta"].get("subtitles", "[]"))]
             al = align_subtitles(subs, n, ref.clip_seconds)
@@ -185,13 +190,16 @@ def pack_features(
                         text_of[k] = len(texts)
                         texts.append(subs[k].text)
                     text_rows.append((len(segments), text_of[k]))
-                segments.append([int(clips[0]), int(clips[-1]) + 1, -1, -1])
+                segments.append([n_seg_clips, n_seg_clips + len(clips), -1, -1])
+                seg_clips.append(clips)
+                n_seg_clips += len(clips)
             seg_offsets.append(len(segments))
         seg = np.asarray(segments, dtype=np.int64).reshape(-1, 4)
         token_rows, token_dim = _write_tokens(tmp / "tokens.bin", texts, encode_tokens, batch_texts, progress)
         for row, t in text_rows:
             seg[row, 2:] = token_rows[t], token_rows[t + 1]
         np.save(tmp / "segments.npy", seg)
+        np.save(tmp / "seg_clips.npy", np.concatenate([np.zeros(0, np.int64), *seg_clips]).astype(np.int64))
         np.save(tmp / "offsets.npy", np.stack([np.cumsum([0, *counts]), np.asarray(seg_offsets)]))
         index = {
             "version": PACK_VERSION,

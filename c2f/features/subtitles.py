@@ -129,43 +129,59 @@ def find_sidecar_subtitles(video_path: str | Path) -> Path | None:
 @dataclass
 class SubtitleAlignment:
     clip_to_subtitle: np.ndarray  # (N,) int64: subtitle index of each clip, -1 = unmatched
-    segments: list[tuple[int, np.ndarray]]  # (subtitle index or -1, clip indices) in time order
+    # (subtitle index or -1, its clip indices, ascending): one f_cross pass each, see align_subtitles
+    segments: list[tuple[int, np.ndarray]]
+
+
+# HERO (scripts/prepro_sub.py): the last subtitle of a video, when it lasts more than 16 s (its end
+# cut to the video's end), keeps only its first 11 clips: an end credit or a cue left on screen.
+LONG_LAST_SUBTITLE_SECONDS = 16.0
+LONG_LAST_SUBTITLE_CLIPS = 11
+VIDEO_ONLY_GROUP = 5  # clips per text-less segment of a video without subtitles
 
 
 def align_subtitles(subs: list[Subtitle], num_clips: int, clip_seconds: float = 1.5) -> SubtitleAlignment:
-    """HERO rule: subtitle [s, e] covers clips floor(s/cs) .. ceil(e/cs)-1; each clip goes to the one
-    covering subtitle with the highest temporal IoU (ties: the earlier subtitle); clips no subtitle
-    covers are unmatched (-1). Without subtitles the video is split into groups of 5 clips with no
-    text (index -1).
+    """HERO's rule (scripts/prepro_sub.py, data/data.py), with clip r = [r cs, (r + 1) cs):
 
-    Segments are runs of consecutive clips with the same owner, in time order, and every clip is in
-    exactly one segment: the cross-modal transformer runs once per segment on [its clips ; its
-    subtitle's tokens] (no tokens for -1). Runs of unmatched clips are cut into pieces of at most 5.
-    A subtitle whose clips are interrupted by a tighter subtitle's clip gives two segments with the
-    same index (rare; each still sees its own clips only).
+    - subtitle [s, e] is a candidate for clips floor(s/cs) .. ceil(e/cs) - 1 (none when it starts
+      at or after the video's end; a zero-length cue on a clip boundary covers none);
+    - the last subtitle (in start order), when min(e, video end) - s > 16 s, keeps only the first
+      11 of those clips;
+    - each clip goes to the candidate with the highest temporal IoU (ties: the earlier subtitle);
+      a clip with no candidate is unmatched (-1).
+
+    Segments, one pass of the cross-modal transformer each: one per subtitle that owns at least one
+    clip, with all its clips (not always consecutive: a tighter subtitle may take a clip in the
+    middle), in subtitle order. Unmatched clips of a subtitled video are in no segment: they get no
+    f_cross output (zeros), only the residual branch, as in HERO. A video without subtitles is cut
+    into groups of 5 clips with no text (index -1).
+
+    Where C2F departs from HERO (both rare): a subtitle that owns no clip gets no segment (HERO runs
+    its text alone through f_cross, which cannot change V_temp); a clip whose candidates all have
+    IoU 0 (zero-length cues) goes to the earliest candidate, where HERO's loop gives it to the
+    video's subtitle 0 whether or not that one covers it. IoU is computed in float64 (HERO: float32).
     """
     owner = np.full(num_clips, -1, dtype=np.int64)
+    if not subs or num_clips == 0:
+        groups = range(0, num_clips, VIDEO_ONLY_GROUP)
+        return SubtitleAlignment(owner, [(-1, np.arange(g, min(g + VIDEO_ONLY_GROUP, num_clips))) for g in groups])
+    video_end = num_clips * clip_seconds
+    order = sorted(range(len(subs)), key=lambda k: subs[k].start)  # HERO's subtitles are in start order
     best = np.zeros(num_clips)
-    for k, sub in enumerate(subs):
-        first = math.floor(sub.start / clip_seconds)
-        last = min(num_clips, max(first + 1, math.ceil(sub.end / clip_seconds))) - 1
-        for c in range(max(first, 0), last + 1):
-            cs, ce = c * clip_seconds, (c + 1) * clip_seconds
-            inter = max(0.0, min(ce, sub.end) - max(cs, sub.start))
-            union = max(ce, sub.end) - min(cs, sub.start)
-            iou = inter / union if union > 0 else 0.0
-            if iou > best[c] or (owner[c] == -1 and iou >= best[c] and inter > 0):
+    for rank, k in enumerate(order):
+        sub = subs[k]
+        if sub.start >= video_end:
+            continue
+        candidates = list(range(math.floor(sub.start / clip_seconds), math.ceil(sub.end / clip_seconds)))
+        if rank == len(order) - 1 and min(sub.end, video_end) - sub.start > LONG_LAST_SUBTITLE_SECONDS:
+            candidates = candidates[:LONG_LAST_SUBTITLE_CLIPS]
+        s, e = sub.start / clip_seconds, sub.end / clip_seconds  # in clip units, as HERO
+        for c in candidates:
+            if not 0 <= c < num_clips:
+                continue
+            inter = min(c + 1, e) - max(c, s)
+            iou = inter / (max(c + 1, e) - min(c, s)) if inter > 0 else 0.0
+            if owner[c] == -1 or iou > best[c]:  # strictly better: ties stay with the earlier one
                 best[c], owner[c] = iou, k
-    segments: list[tuple[int, np.ndarray]] = []
-    c = 0
-    while c < num_clips:
-        e = c + 1
-        if owner[c] >= 0:
-            while e < num_clips and owner[e] == owner[c]:
-                e += 1
-        else:
-            while e < num_clips and owner[e] == -1 and e - c < 5:
-                e += 1
-        segments.append((int(owner[c]), np.arange(c, e)))
-        c = e
-    return SubtitleAlignment(clip_to_subtitle=owner, segments=segments)
+    segments = [(k, np.flatnonzero(owner == k)) for k in order]
+    return SubtitleAlignment(owner, [(k, clips) for k, clips in segments if len(clips)])
