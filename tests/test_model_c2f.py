@@ -54,9 +54,9 @@ def test_shapes_and_padding_never_wins(localizer):
     tok, tm = pad_tokens(
         [np.ones((4, 8), np.float32), np.ones((2, 8), np.float32), np.ones((6, 8), np.float32)]
     )
-    q, states = model.encode_queries(tok, tm)
-    assert q.shape == (3, 64) and states.shape == (3, 6, 64)
-    out = model.localize(v, m, q, states, tm)
+    q, w_emb = model.encode_queries(tok, tm)
+    assert q.shape == (3, 64) and w_emb.shape == (3, 6, 64)
+    out = model.localize(v, m, q, w_emb, tm)
     assert out.start_logits.shape == (3, 9)
     assert (out.start_logits[~m] < -1e3).all() and (out.end_logits[~m] < -1e3).all()
     if localizer == "fusion":
@@ -68,10 +68,63 @@ def test_shapes_and_padding_never_wins(localizer):
     torch.testing.assert_close(v2[m], v[m], atol=1e-4, rtol=1e-4)
     tok2 = tok.clone()
     tok2[~tm] = 1e4
-    q2, states2 = model.encode_queries(tok2, tm)
+    q2, w_emb2 = model.encode_queries(tok2, tm)
     torch.testing.assert_close(q2, q, atol=1e-4, rtol=1e-4)
-    out2 = model.localize(v2, m, q2, states2, tm)
+    out2 = model.localize(v2, m, q2, w_emb2, tm)
     torch.testing.assert_close(out2.start_logits[m], out.start_logits[m], atol=1e-3, rtol=1e-3)
+
+
+def perturb(module):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+
+
+def test_eq5_reads_the_query_token_embeddings_before_f_cross():
+    # Eq. 5: A = S_r W^emb_{s_q}, the text embedder's output, not the f_cross states of the query
+    torch.manual_seed(4)
+    model = C2FModel(get_config("tiny", video_dim=12, token_dim=8, dropout=0.0)).eval()
+    tok, tm = pad_tokens([np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)] * 2)
+    with torch.no_grad():
+        q, w_emb = model.encode_queries(tok, tm)
+        torch.testing.assert_close(w_emb, model.encoder.embed_tokens(tok))
+        perturb(model.encoder.cross)  # f_cross changes q (Eq. 3) but not W^emb
+        q2, w_emb2 = model.encode_queries(tok, tm)
+    assert not torch.allclose(q2, q, atol=1e-3)
+    torch.testing.assert_close(w_emb2, w_emb)
+
+
+def test_q_c_comes_from_a_second_query_encoder_over_w_emb():
+    # paper 2.2: q_c is "another query encoder" applied to W^emb: the importance S_h depends on the
+    # Fusion localizer's own query encoder, not on the one that gives q
+    torch.manual_seed(5)
+    model = C2FModel(get_config("tiny", video_dim=12, token_dim=8, dropout=0.0)).eval()
+    vb = build_video_batch(batch([6, 6]), 8)
+    tok, tm = pad_tokens([np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)] * 2)
+    with torch.no_grad():
+        v, m = model.encode_videos(vb)
+        q, w_emb = model.encode_queries(tok, tm)
+        ref = model.localize(v, m, q, w_emb, tm).importance
+        perturb(model.encoder.query_encoder)
+        q2, w_emb2 = model.encode_queries(tok, tm)
+        assert not torch.allclose(q2, q, atol=1e-3)
+        torch.testing.assert_close(model.localize(v, m, q2, w_emb2, tm).importance, ref)
+        perturb(model.localizer.sentence_encoder)
+        assert not torch.allclose(model.localize(v, m, q2, w_emb2, tm).importance, ref, atol=1e-4)
+
+
+def test_clips_in_no_segment_are_encoded():
+    # HERO: a subtitled video's unmatched clips get no cross-modal pass; a batch may have no segment
+    torch.manual_seed(6)
+    model = C2FModel(CFG).eval()
+    feats = np.random.default_rng(2).normal(size=(4, 12)).astype(np.float32)
+    with torch.no_grad():
+        v, m = model.encode_videos(build_video_batch([VideoInput(feats, [])], 8))
+        assert v.shape == (1, 4, 64) and m.all() and torch.isfinite(v).all()
+        tokens = np.ones((3, 8), np.float32)
+        part = build_video_batch([VideoInput(feats, [(np.array([0, 2]), tokens)])], 8)
+        assert part.seg_clips.tolist() == [[0, 2]]
+        assert torch.isfinite(model.encode_videos(part)[0]).all()
 
 
 def test_video_scores_equal_brute_force_eq3():
@@ -135,6 +188,11 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     cfg["model"]["localizer"] = "magic"
     (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="localizer"):
+        load_checkpoint(tmp_path / "ck")
+    # a checkpoint of the model before the Eq. 5 / q_c fix says so instead of loading
+    cfg["model"]["localizer"], cfg["format"] = "fusion", "c2f-checkpoint-1"
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"older C2F model.*train it again"):
         load_checkpoint(tmp_path / "ck")
 
 

@@ -18,9 +18,9 @@ class VideoInput:
     """One video for the model: raw clip features and its f_cross segments."""
 
     feats: np.ndarray  # (N, Dv)
-    segments: list[
-        tuple[np.ndarray, np.ndarray | None]
-    ]  # (clip indices, subtitle token embeddings (L, Dt) or None)
+    # (clip indices, subtitle token embeddings (L, Dt) or None), one f_cross pass each; clips in no
+    # segment (a subtitled video's unmatched clips, HERO) get no f_cross output, only the residual
+    segments: list[tuple[np.ndarray, np.ndarray | None]]
 
 
 def video_only_segments(num_clips: int, group: int = 5) -> list[tuple[np.ndarray, None]]:
@@ -46,7 +46,10 @@ def build_video_batch(videos: list[VideoInput], token_dim: int, max_clips: int |
             if len(clips):
                 segs.append(b * n + clips)
                 toks.append(tokens)
-    lc = max(len(s) for s in segs)
+    if not segs:  # no clip of the batch in any segment (subtitles outside every video): one empty pass
+        segs.append(np.zeros(0, dtype=np.int64))
+        toks.append(None)
+    lc = max(1, max(len(s) for s in segs))
     lt = max((len(t) for t in toks if t is not None), default=0)
     seg_clips = torch.full((len(segs), lc), -1, dtype=torch.long)
     seg_tokens = torch.zeros(len(segs), lt, token_dim)
@@ -75,7 +78,7 @@ class C2FModel(nn.Module):
         return self.encoder.encode_videos(vb), vb.mask
 
     def encode_queries(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> q (B, d), query token states (B, L, d)."""
+        """-> q (B, d), the query's token embeddings W^emb (B, L, d) that `localize` takes."""
         return self.encoder.encode_queries(tokens, mask)
 
     @staticmethod
@@ -83,6 +86,6 @@ class C2FModel(nn.Module):
         """Eq. 3, (Q, d) x (V, N, d) -> (Q, V)."""
         return video_scores(q, v_temp, v_mask)
 
-    def localize(self, v_temp, v_mask, q, q_tokens, q_mask) -> LocalizerOutput:
-        """Paired rows: video b with query b."""
-        return self.localizer(v_temp, v_mask, q, q_tokens, q_mask)
+    def localize(self, v_temp, v_mask, q, q_emb, q_mask) -> LocalizerOutput:
+        """Paired rows: video b with query b; q and q_emb as `encode_queries` gives them."""
+        return self.localizer(v_temp, v_mask, q, q_emb, q_mask)

@@ -18,7 +18,9 @@ from c2f.features.settings import FeatureSettings
 from c2f.model.c2f import C2FModel
 from c2f.model.config import C2FConfig
 
-FORMAT = "c2f-checkpoint-1"
+# Bumped whenever the architecture changes. 2: the Fusion localizer reads the query's token
+# embeddings W^emb (Eq. 5) and has its own query encoder for q_c; the query encoder is one module.
+FORMAT = "c2f-checkpoint-2"
 
 
 def save_checkpoint(
@@ -57,6 +59,11 @@ def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
         meta = json.loads((d / "config.json").read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{d}/config.json is not valid JSON ({exc})") from None
+    if meta.get("format") == "c2f-checkpoint-1":
+        raise CheckpointError(
+            f"{d}: checkpoint format c2f-checkpoint-1 is from an older C2F model (before {FORMAT}); "
+            "its weights do not fit the current architecture: train it again"
+        )
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{d}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
     return meta

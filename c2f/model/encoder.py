@@ -50,6 +50,28 @@ class AttentionPool(nn.Module):
         return torch.einsum("bl,bld->bd", logits.softmax(-1), x)
 
 
+class QueryEncoder(nn.Module):
+    """HERO's query encoder: Linear -> LayerNorm -> ReLU, + position, LayerNorm, one self-attention
+    block, attention pooling. (B, L, d) token vectors, (B, L) mask -> one sentence vector (B, d).
+    The HERO encoder runs one over f_cross(0, W^emb) for q (Eq. 3-4); the Fusion localizer has its
+    own over W^emb for q_c (paper 2.2, "another query encoder")."""
+
+    def __init__(self, cfg: C2FConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.proj = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU())
+        self.pos = nn.Embedding(cfg.max_tokens + 2, d)
+        self.norm = nn.LayerNorm(d)
+        self.block = transformer(cfg, 1)
+        self.pool = AttentionPool(d)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, L, d), (B, L) -> (B, d)
+        positions = torch.arange(x.shape[1], device=x.device).clamp(max=self.pos.num_embeddings - 1)
+        x = self.proj(x) + self.pos(positions)
+        x = self.block(self.norm(x), src_key_padding_mask=~mask)
+        return self.pool(x, mask)
+
+
 class HeroEncoder(nn.Module):
     def __init__(self, cfg: C2FConfig) -> None:
         super().__init__()
@@ -75,12 +97,7 @@ class HeroEncoder(nn.Module):
         self.temp_pos = nn.Embedding(cfg.max_clips, d)
         self.temp_norm = nn.LayerNorm(d)
         self.temporal = transformer(cfg, cfg.temporal_layers)
-        # query encoder on top of f_cross(0, tokens)
-        self.q_proj = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU())
-        self.q_pos = nn.Embedding(cfg.max_tokens + 2, d)
-        self.q_norm = nn.LayerNorm(d)
-        self.q_block = transformer(cfg, 1)
-        self.q_pool = AttentionPool(d)
+        self.query_encoder = QueryEncoder(cfg)  # on top of f_cross(0, W^emb)
 
     def _positions(self, n: int, table: nn.Embedding, device: torch.device) -> torch.Tensor:
         return table(torch.arange(n, device=device).clamp(max=table.num_embeddings - 1))
@@ -108,7 +125,8 @@ class HeroEncoder(nn.Module):
         f_cross outputs of the subtitle tokens (S, Lt, d)."""
         b, n, _ = vb.feats.shape
         dev = vb.feats.device
-        pos = self._positions(n, self.clip_pos, dev)  # (N, d)
+        # (N, d) timeline positions; HERO numbers a segment's clips 0.. inside f_cross (see README)
+        pos = self._positions(n, self.clip_pos, dev)
         raw = vb.feats if frame_mask is None else vb.feats.masked_fill(frame_mask[..., None], 0.0)
         frames = self.frame_in(raw)
         if frame_mask is not None:
@@ -142,11 +160,12 @@ class HeroEncoder(nn.Module):
         return v_temp
 
     def encode_queries(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (B, L, Dt), mask (B, L) -> q (B, d), contextual token states (B, L, d)."""
-        x = self.cross(self.embed_tokens(tokens), src_key_padding_mask=~mask)  # f_cross(0, W)
-        x = self.q_proj(x) + self._positions(x.shape[1], self.q_pos, x.device)
-        x = self.q_block(self.q_norm(x), src_key_padding_mask=~mask)
-        return self.q_pool(x, mask), x
+        """tokens (B, L, Dt), mask (B, L) -> q (B, d) and W^emb_{s_q} (B, L, d), the query's token
+        embeddings from the text embedder, before f_cross: Eq. 5 attends over them and the Fusion
+        localizer's own query encoder reads them for q_c (paper 2.2)."""
+        w_emb = self.embed_tokens(tokens)  # (B, L, d)
+        w_cross = self.cross(w_emb, src_key_padding_mask=~mask)  # f_cross(0, W^emb)
+        return self.query_encoder(w_cross, mask), w_emb
 
 
 def video_scores(q: torch.Tensor, v_temp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

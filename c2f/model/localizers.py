@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from c2f.model.config import C2FConfig
-from c2f.model.encoder import NEG, AttentionPool
+from c2f.model.encoder import NEG, QueryEncoder
 
 
 @dataclass
@@ -27,7 +27,7 @@ class BaseLocalizer(nn.Module):
         self.start = nn.Conv1d(1, 1, 5, padding=2, bias=False)
         self.end = nn.Conv1d(1, 1, 5, padding=2, bias=False)
 
-    def forward(self, v_temp, v_mask, q, q_tokens, q_mask) -> LocalizerOutput:
+    def forward(self, v_temp, v_mask, q, q_emb, q_mask) -> LocalizerOutput:
         sim = torch.einsum("bd,bnd->bn", self.q_proj(q), v_temp).masked_fill(~v_mask, 0)[:, None]  # (B, 1, N)
         st = self.start(sim).squeeze(1).masked_fill(~v_mask, NEG)
         ed = self.end(sim).squeeze(1).masked_fill(~v_mask, NEG)
@@ -61,20 +61,24 @@ class ContextQueryAttention(nn.Module):
 
 
 class FusionLocalizer(nn.Module):
+    """Paper 2.2 over V_temp and the query's token embeddings W^emb_{s_q} (not its f_cross states):
+    CQA (Eq. 5-6), q_c from a second query encoder over W^emb, importance S_h (Eq. 7-8) and the
+    conditioned LSTM span predictor (Eq. 9)."""
+
     def __init__(self, cfg: C2FConfig) -> None:
         super().__init__()
         d = cfg.hidden
         self.cqa = ContextQueryAttention(d, cfg.dropout)
-        self.sentence_pool = AttentionPool(d)  # q_c, with its own weights
+        self.sentence_encoder = QueryEncoder(cfg)  # "another query encoder" -> q_c
         self.highlight = nn.Conv1d(2 * d, 1, kernel_size=1)  # Eq. 7
         self.lstm_st = nn.LSTM(d, d, batch_first=True)
         self.lstm_ed = nn.LSTM(d, d, batch_first=True)
         self.fc_st = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
         self.fc_ed = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
 
-    def forward(self, v_temp, v_mask, q, q_tokens, q_mask) -> LocalizerOutput:
-        vq = self.cqa(v_temp, v_mask, q_tokens, q_mask)  # (B, N, d)
-        qc = self.sentence_pool(q_tokens, q_mask)  # (B, d)
+    def forward(self, v_temp, v_mask, q, q_emb, q_mask) -> LocalizerOutput:
+        vq = self.cqa(v_temp, v_mask, q_emb, q_mask)  # (B, N, d): A = S_r W^emb (Eq. 5)
+        qc = self.sentence_encoder(q_emb, q_mask)  # (B, d)
         both = torch.cat([vq, qc[:, None].expand_as(vq)], dim=-1)  # (B, N, 2d)
         importance = torch.sigmoid(self.highlight(both.transpose(1, 2)).squeeze(1)) * v_mask  # (B, N)
         v = vq * importance[..., None]  # Eq. 8

@@ -1,9 +1,13 @@
 """Pre-training with HERO's four tasks (paper 2.3) on videos with subtitles, no annotations needed.
 
-- MLM: 15 % of subtitle tokens are replaced by a mask embedding; their f_cross outputs (which see
-  the segment's clips) must recover the original token features. The text encoder is frozen and
-  its tokens are continuous features, so the prediction is scored with NCE against the distinct
-  masked tokens of the batch (the "vocabulary" at hand) instead of a softmax over token ids.
+- MLM: one token of each subtitle segment is replaced by a mask embedding; its f_cross output
+  (which sees the segment's clips) must recover the token's feature. The text encoder is frozen
+  and gives continuous features, not ids, so the prediction is scored with NCE against the
+  distinct masked tokens of the batch (the "vocabulary" at hand) instead of a softmax over ids.
+  CLIP's text tower is causal: the features of every token after the masked one were computed
+  with it in view and carry the answer. So the model sees the segment's tokens only up to the
+  masked one (left context + clips); HERO masks 15 % of the tokens and sees both sides, which is
+  sound only for non-contextual word embeddings like its own.
 - MFM: 15 % of clips are zeroed and replaced by a mask embedding; V_temp at those positions must
   pick out the true features among all masked clips of the batch (NCE).
 - FOM: 15 % of clip positions are shuffled before the temporal transformer; a classifier over
@@ -16,7 +20,7 @@ Tasks are sampled per step with ratio MLM:MFM:FOM:VSM = 2:2:1:2 by default.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +69,31 @@ def choose(mask: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tenso
     return pick.to(mask.device)
 
 
+def mlm_positions(token_mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(S, Lt) bool: one token per segment with text, uniform over its tokens after the first (a
+    causal encoder's start-token feature is the same in every sentence)."""
+    picks = torch.zeros(token_mask.shape, dtype=torch.bool)
+    for r, n in enumerate(token_mask.sum(1).tolist()):
+        if n >= 2:  # real tokens are a prefix of the row (build_video_batch)
+            picks[r, 1 + int(torch.randint(n - 1, (1,), generator=gen))] = True
+    return picks.to(token_mask.device)
+
+
+def mlm_predictions(
+    model: C2FModel, heads: PretrainHeads, vb: VideoBatch, masked: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction (M, Dt), target (M, Dt)) for the first masked token of each segment. The model
+    sees the segment's clips and its tokens before that one, nothing after it: with causal token
+    features (CLIP), every later token's feature depends on the masked one."""
+    before = (masked.long().cumsum(1) - masked.long()) == 0  # (S, Lt): no masked token earlier
+    visible = vb.seg_token_mask & before
+    scored = masked & visible  # (S, Lt)
+    _, tok_out = model.encoder.encode_videos(
+        replace(vb, seg_token_mask=visible), token_mask=scored, return_tokens=True
+    )
+    return heads.mlm(tok_out[scored]), vb.seg_tokens[scored]
+
+
 def mlm_loss(
     model: C2FModel,
     heads: PretrainHeads,
@@ -72,11 +101,10 @@ def mlm_loss(
     gen: torch.Generator,
     masked: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    if not vb.seg_token_mask.any():
+    masked = mlm_positions(vb.seg_token_mask, gen) if masked is None else masked  # (S, Lt)
+    if not masked.any():
         return None
-    masked = choose(vb.seg_token_mask, MASK_PROB, gen) if masked is None else masked  # (S, Lt)
-    _, tok_out = model.encoder.encode_videos(vb, token_mask=masked, return_tokens=True)
-    return nce(heads.mlm(tok_out[masked]), vb.seg_tokens[masked])
+    return nce(*mlm_predictions(model, heads, vb, masked))
 
 
 def mfm_loss(
