@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -117,28 +116,32 @@ def test_predictions_for_unknown_queries_are_ignored_and_bad_numbers_rejected():
 
 
 @pytest.mark.slow
-def test_100k_queries_by_100_predictions_in_seconds():
+def test_100k_queries_by_100_predictions_equal_a_direct_count():
+    # Scale (the vectorised matrices) checked for exactness, not for speed: speed belongs to benchmarks.
     rng = np.random.default_rng(0)
     n_q, n_v = 100_000, 1000
     v2i = {f"v{i}": i for i in range(n_v)}
+    gt_vid = rng.integers(0, n_v, n_q)
     starts = rng.integers(0, 80, n_q)
     gt = [
         TVRQuery(d, "x", f"v{v}", 90.0, (float(s), float(s) + 6), "v")
-        for d, (v, s) in enumerate(zip(rng.integers(0, n_v, n_q), starts, strict=True))
+        for d, (v, s) in enumerate(zip(gt_vid, starts, strict=True))
     ]
     # 1000 distinct prediction lists shared by the queries: cheap to build, same work to score
     vid = rng.integers(0, n_v, (1000, 100))
     st = rng.integers(0, 80, (1000, 100)).astype(float)
     table = np.stack([vid, st, st + 6, st], 2).tolist()  # (1000, 100, 4)
     entries = [{"desc_id": d, "desc": "", "predictions": table[d % 1000]} for d in range(n_q)]
-    p = TVRPredictions(v2i, {"VCMR": entries, "SVMR": entries})
-    t0 = time.perf_counter()
-    m = compute_metrics(p, gt)
-    elapsed = time.perf_counter() - t0
-    # about 1 s per task on an idle core; the bound leaves room for a machine shared with other work
-    print(f"compute_metrics, 2 tasks: {elapsed:.2f} s")
-    assert elapsed < 20, elapsed
-    assert 0 < m["VCMR"]["0.7-r100"] < 100 and m["SVMR"]["0.7-r100"] > 0
+    m = compute_metrics(TVRPredictions(v2i, {"VCMR": entries, "SVMR": entries}), gt)
+    # Direct count: equal 6 s spans overlap by IoU (6 - |ds|) / (6 + |ds|) >= 0.7 iff |ds| <= 1.
+    rows = np.arange(n_q) % 1000
+    hit = (np.abs(st[rows] - starts[:, None]) <= 1)  # (n_q, 100) IoU >= 0.7 by time alone
+    right = vid[rows] == gt_vid[:, None]  # (n_q, 100) prediction on the query's video
+    vcmr_hit = hit & right
+    nth_right = np.cumsum(right, 1)  # SVMR ranks only the predictions on the right video
+    for k in (1, 5, 10, 100):
+        assert m["VCMR"][f"0.7-r{k}"] == pytest.approx(100 * vcmr_hit[:, :k].any(1).mean(), abs=0.01)
+        assert m["SVMR"][f"0.7-r{k}"] == pytest.approx(100 * (vcmr_hit & (nth_right <= k)).any(1).mean(), abs=0.01)
 
 
 def official_reference(submission: dict, ground_truth: list[dict]) -> dict:

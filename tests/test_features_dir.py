@@ -109,4 +109,4 @@ def test_cli_subtitles_option_and_empty_input(video_dir, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1 and "no video files" in proc.stdout
+    assert proc.returncode == 2 and "error: no videos found in" in proc.stderr
