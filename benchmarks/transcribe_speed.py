@@ -10,7 +10,9 @@ produces. The benchmark forces an exact number of tokens per 30 s window instead
 Audio: `--seconds` (default 60) of seeded noise, cut into the windows the transcriber uses (30 s,
 5 s overlap each side: 60 s -> 3 windows). The whole path is timed: log-mel features, encoder,
 greedy decoding with the timestamp rules, parsing. Language detection is skipped (given "en") and
-timed apart. Prints one JSON object. CPU: `--threads` (default 2, the project's CPU budget);
+timed apart. Prints one JSON object with wall and CPU seconds. CPU: `--threads` (default 2, the
+project's CPU budget; on a machine shared with other jobs use 1: OpenMP threads that wait for a
+descheduled sibling spin, and two threads ran 15x slower than one here at load 23);
 `--device cuda` runs the windows batched on a GPU.
 """
 
@@ -40,15 +42,16 @@ def measure(size: str, seconds: float, tokens: int, device: str, repeats: int) -
     transcriber = WhisperTranscriber(size, language="en", device=device, forced_new_tokens=tokens, _parts=parts)
     audio = (np.random.default_rng(0).standard_normal(round(seconds * SAMPLE_RATE)) * 0.1).astype(np.float32)
     transcriber.transcribe_audio(audio[: SAMPLE_RATE * 5])  # warm-up (first-call allocations)
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         transcriber.transcribe_audio(audio)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         runs.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     t = time.perf_counter()
     transcriber.detect_language(audio)
     detect_s = time.perf_counter() - t
@@ -64,6 +67,10 @@ def measure(size: str, seconds: float, tokens: int, device: str, repeats: int) -
         "dtype": str(transcriber.dtype).replace("torch.", ""),
         "wall_s": [round(r, 2) for r in runs],
         "real_time_factor": round(seconds / best, 2),
+        # CPU seconds of this process (all threads): on a shared, oversubscribed machine the wall
+        # time is inflated by waiting; audio seconds per CPU second bounds what an idle core gives.
+        "cpu_s": [round(c, 2) for c in cpu],
+        "audio_s_per_cpu_s": round(seconds / min(cpu), 2),
         "seconds_per_window": round(best / windows, 2),
         "language_detection_s": round(detect_s, 3),
         "build_s": round(build_s, 1),

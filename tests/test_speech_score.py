@@ -142,3 +142,18 @@ def test_missing_sentence_encoder_weights_are_named(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError, match=r"model\.safetensors") as err:
         SentenceEncoder()
     assert str(Path(tmp_path) / "sentence" / "all-MiniLM-L6-v2") in str(err.value)
+
+
+def test_cli_search_match_both_equals_the_api(library, capsys):
+    import json
+
+    from c2f.cli import main
+
+    args = ["search", QUERY, "--library", str(library.root), "--mode", "tiny", "--top-k", "3"]
+    assert main([*args, "--match", "both", "--speech-weight", "0.4", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    api = library.search(QUERY, load_backend("tiny").with_match("both", 0.4), top_k_videos=3)
+    assert [v["video_id"] for v in printed["videos"]] == [v.video_id for v in api.videos]
+    assert "speech (both, w=0.4)" in printed["backend"]
+    assert main([*args, "--speech-weight", "2"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err

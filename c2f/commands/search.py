@@ -1,4 +1,5 @@
-"""`c2f search "QUERY" [--library DIR] [--mode M] [--top-k 10] [--moments 3] [--json]`."""
+"""`c2f search "QUERY" [--library DIR] [--mode M] [--top-k 10] [--moments 3] [--json]
+[--match visual|speech|both] [--speech-weight W]`."""
 
 from __future__ import annotations
 
@@ -22,12 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--moments", type=int, default=3, help="moments per video (default 3)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument(
+        "--match",
+        default="visual",
+        choices=["visual", "speech", "both"],
+        help="zero-shot/tiny: score clips by what is seen (default), what is said, or both",
+    )
+    p.add_argument(
+        "--speech-weight", type=float, default=None, help="w of --match both: (1-w)*visual + w*speech (default 0.15)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from c2f.errors import C2FError
     from c2f.library import open_library
     from c2f.search import load_backend
     from c2f.search.query import clean_query
@@ -35,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     clean_query(args.query)  # a bad query is refused before models load
     library = open_library(library_folder(args.library), args.device)
     backend = load_backend(args.mode, args.checkpoint, args.device)
+    if args.match != "visual" or args.speech_weight is not None:
+        if not hasattr(backend, "with_match"):
+            raise C2FError("--match and --speech-weight go with --mode zero-shot or tiny")
+        backend = backend.with_match(args.match, args.speech_weight)
     result = library.search(args.query, backend, top_k_videos=args.top_k, moments_per_video=args.moments)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
