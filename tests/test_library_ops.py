@@ -200,3 +200,16 @@ def test_lost_feature_file_leaves_the_other_videos_searchable(
     result = Library(lib.root).search("sky", tiny)
     assert [v.name for v in result.videos] == ["b.mp4"]
     assert "a.mp4 is left out of the search" in caplog.text
+
+
+def test_cli_index_names_the_subtitles_it_could_not_read(
+    tmp_path: Path, video_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from c2f.cli import main
+
+    make_video(video_dir / "talk.mp4", segments=[("red", 3.0)])
+    (video_dir / "talk.srt").write_text("1\n00:00:01,000 --> oops\nhello\n")
+    code = main(["index", str(video_dir), "--library", str(tmp_path / "lib"), "--mode", "tiny"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 added" in out
+    assert f"  warning: talk.mp4: {video_dir / 'talk.srt'}: line 2: unreadable cue timing" in out

@@ -122,4 +122,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  duplicate: {name} (same content as {video_id})")
     for name, message in report.failed:
         print(f"  failed: {name}: {message}")
+    for name, message in report.warnings:  # indexed, but without something (e.g. unreadable subtitles)
+        print(f"  warning: {name}: {message}")
     return 1 if report.failed else 0
