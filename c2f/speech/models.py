@@ -2,6 +2,6 @@
 
 TINY_TEST_MODEL = "tiny-test"  # random weights built here: TINY TEST MODE, its words are meaningless
 WHISPER_MODELS = ("tiny", "base", "small", "medium", "large-v3", "large-v3-turbo", TINY_TEST_MODEL)
-# base: about 1.5x fewer word errors than tiny (README "Speech": published WER) for about twice
-# tiny's CPU time (benchmarks/transcribe_speed.py); small costs ~3x base for a smaller gain.
+# base: about a third fewer word errors than tiny (README "Speech": published WER) for 1.6x tiny's
+# CPU time (benchmarks/transcribe_speed.py); small costs ~2.5x base again for a smaller gain.
 DEFAULT_WHISPER_MODEL = "base"
