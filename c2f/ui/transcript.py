@@ -1,0 +1,77 @@
+"""The words of a video under the player: its subtitle cues (a subtitle file, or the machine
+transcript of its speech), each clickable to seek the player, the cues of the found moment marked.
+
+Says where the words come from: "machine transcript (model, language)" or "subtitle file"; a
+machine transcript of the tiny test model says TINY TEST MODE (its words are random).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from c2f.features.store import Subtitle
+
+if TYPE_CHECKING:
+    from c2f.library import Library
+    from c2f.search.types import SearchResult
+
+# js_on_load of the transcript block: a click on a cue seeks the player (window.c2fSeek comes
+# with the results block; the cue carries the video and the time).
+TRANSCRIPT_JS = """
+element.addEventListener('click', (e) => {
+  const cue = e.target.closest('[data-t]');
+  if (cue && window.c2fSeek) window.c2fSeek(cue.dataset.src, parseFloat(cue.dataset.t));
+});
+"""
+
+TRANSCRIPT_CSS = """
+.c2f-cues { line-height: 1.7; font-size: 14px; max-height: 220px; overflow-y: auto; }
+.c2f-cues span, .c2f-cues mark { cursor: pointer; padding: 1px 2px; border-radius: 3px; }
+.c2f-cues span:hover { background: rgba(100, 140, 220, 0.15); }
+.c2f-cues mark { background: #ffd54f; color: #000; }
+.c2f-cues small { color: #888; margin-right: 3px; }
+"""
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def source_label(source: dict | None, has_words: bool) -> str:
+    """Where the words come from, in plain words."""
+    if not has_words:
+        return "no words: this video has no subtitle file and no speech was transcribed"
+    if source and source.get("kind") == "transcript":
+        lang = source.get("language") or "language unknown"
+        return f"machine transcript ({source.get('model', 'unknown model')}, {lang})"
+    return "subtitle file"
+
+
+def transcript_html(
+    name: str, cues: list[Subtitle], source: dict | None, video_url: str, moment: tuple[float, float] | None
+) -> str:
+    """One video's cues in time order; a cue overlapping the moment [start, end] is a <mark>."""
+    esc = html.escape
+    head = f"<p><b>Words of {esc(name)}</b>: {esc(source_label(source, bool(cues)))}</p>"
+    parts = []
+    for cue in sorted(cues, key=lambda c: (c.start, c.end)):
+        inside = moment is not None and cue.start < moment[1] and cue.end > moment[0]
+        tag = "mark" if inside else "span"
+        parts.append(
+            f'<{tag} data-src="{esc(video_url)}" data-t="{cue.start:.3f}">'
+            f"<small>{_clock(cue.start)}</small>{esc(cue.text)}</{tag}>"
+        )
+    return f'<div id="transcript">{head}<p class="c2f-cues">{" ".join(parts)}</p></div>'
+
+
+def result_transcript_html(library: Library, result: SearchResult, video_urls: dict[str, str]) -> str:
+    """The words of the best moment's video, that moment's cues marked (empty block: no result)."""
+    if not result.moments:
+        return '<div id="transcript"></div>'
+    top = result.moments[0]
+    feats = library.load_features(top.video_id)
+    return transcript_html(
+        top.name, feats.subtitles, feats.subtitle_source, video_urls[top.video_id], (top.start, top.end)
+    )

@@ -1,0 +1,49 @@
+"""The transcript under the player: where the words come from, the found moment's cues marked."""
+
+from __future__ import annotations
+
+import re
+
+from videogen import make_video, write_srt
+
+from c2f.features import Subtitle, get_preset
+from c2f.library import Library
+from c2f.search import load_backend
+from c2f.ui.transcript import result_transcript_html, source_label, transcript_html
+
+CUES = [Subtitle(0.0, 1.0, "first"), Subtitle(1.2, 2.5, "in <the> moment"), Subtitle(2.6, 4.0, "also in"), Subtitle(5.0, 6.0, "after")]
+
+
+def marked(page: str) -> list[str]:
+    return [re.sub(r"<small>[^<]*</small>", "", m) for m in re.findall(r"<mark[^>]*>(.*?)</mark>", page)]
+
+
+def test_cues_overlapping_the_moment_are_marked_and_escaped():
+    page = transcript_html("a.mp4", CUES, None, "gradio_api/file=/m/a.mp4", (1.5, 3.0))
+    assert marked(page) == ["in &lt;the&gt; moment", "also in"]
+    assert page.count('data-t="') == 4 and 'data-t="5.000"' in page and "subtitle file" in page
+
+
+def test_source_says_machine_made_with_model_and_language():
+    src = {"kind": "transcript", "machine_made": True, "model": "whisper-base", "language": "en"}
+    assert source_label(src, True) == "machine transcript (whisper-base, en)"
+    assert source_label(None, True) == "subtitle file"
+    assert source_label(src, False).startswith("no words")
+
+
+def test_result_transcript_is_the_best_moments_video(tmp_path):
+    folder = tmp_path / "v"
+    make_video(folder / "a.mp4", segments=[("black", 3.0), ("red", 3.0)])
+    write_srt(folder / "a.srt", [(c.start, c.end, c.text) for c in CUES])
+    lib = Library(tmp_path / "lib", settings=get_preset("tiny-clip-only"))
+    assert lib.add(folder).ok
+    result = lib.search("a red screen", load_backend("tiny"), top_k_videos=1, moments_per_video=1)
+    top = result.moments[0]
+    page = result_transcript_html(lib, result, {top.video_id: "url"})
+    expected = [c.text.replace("<", "&lt;").replace(">", "&gt;") for c in CUES if c.start < top.end and c.end > top.start]
+    assert marked(page) == expected and "Words of a.mp4" in page
+    assert result_transcript_html(lib, type(result)("q", "b", [], []), {}) == '<div id="transcript"></div>'
+
+
+def test_no_words_block():
+    assert "no words" in transcript_html("x.mp4", [], None, "u", (0.0, 1.0))
