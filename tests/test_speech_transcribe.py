@@ -73,7 +73,7 @@ def test_long_audio_is_read_in_chunks_with_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert abs(total / SAMPLE_RATE - 600.0) < 0.5  # all of it was read
     assert biggest == WINDOW_SECONDS * SAMPLE_RATE
-    assert peak < 12 * 2**20, f"peak {peak / 2**20:.1f} MiB for 10 min of audio (38 MiB in all)"
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MiB for 10 min of audio (38 MiB in all)"
 
 
 # --- windows and timestamps ----------------------------------------------------------------------
