@@ -17,8 +17,10 @@ from videogen import make_text_file_as_video, make_video
 from c2f.encoders import create_clip_encoder
 from c2f.errors import CheckpointError, FeatureMismatchError, LibraryError, QueryError
 from c2f.features import get_preset, load_features
+from c2f.index.ranking import order_with_ties as video_order
+from c2f.index.ranking import tie_tolerance
 from c2f.library import Library
-from c2f.ranking import SCORE_TOLERANCE, order_with_ties
+from c2f.ranking import SCORE_TOLERANCE
 from c2f.search import SearchResult, list_checkpoints, load_backend
 from c2f.search.localizer import localize_curve
 
@@ -42,8 +44,8 @@ def make_planted_videos(folder: Path) -> dict[str, list[float]]:
 
 
 def brute_force(library: Library, query: str, top_k: int, moments: int) -> list[dict]:
-    """Eq. 3 by max-pooling every stored clip vector (numpy, float64): videos best first, near-ties
-    (within SCORE_TOLERANCE) by catalog key as the index orders them."""
+    """Eq. 3 by max-pooling every stored clip vector (numpy, float64): videos best first, ties (within
+    the float64 rounding the index allows for) by catalog key, as the index orders them."""
     q = create_clip_encoder(TINY).encode_text([" ".join(query.split())]).pooled[0].numpy().astype(np.float64)
     q = q / np.linalg.norm(q)
     rows = []
@@ -52,7 +54,8 @@ def brute_force(library: Library, query: str, top_k: int, moments: int) -> list[
         clips = feats.stream("clip").astype(np.float64)
         sim = (clips / np.linalg.norm(clips, axis=1, keepdims=True)) @ q  # (N,)
         rows.append((float(sim.max()), rec.key, rec.video_id, sim))
-    order = order_with_ties([r[0] for r in rows], [[r[1] for r in rows]])
+    scores, keys = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    order = video_order(scores, keys, tie_tolerance(len(q)))
     return [{"video_id": rows[i][2], "score": rows[i][0], "similarity": rows[i][3]} for i in order[:top_k]]
 
 
