@@ -118,14 +118,16 @@ def test_transcript_timestamps_lie_inside_the_audio(tiny, speech_video):
     assert starts == sorted(starts)
 
 
-def test_long_audio_transcript_is_chunked_and_ordered(tmp_path):
+@pytest.mark.parametrize("batch", [1, 3])  # 1: the CPU default; 3: windows batched as on a GPU
+def test_long_audio_transcript_is_chunked_and_ordered(tmp_path, batch):
     # 95 s: 5 overlapping windows, few tokens each; the stream is windowed, never loaded whole.
     path = make_long_audio(tmp_path / "long.wav", seconds=95.0)
-    transcriber = WhisperTranscriber("tiny-test", language="en", device="cpu", max_new_tokens=4)
+    transcriber = WhisperTranscriber("tiny-test", language="en", device="cpu", max_new_tokens=4, batch_size=batch)
     seen = []
     transcript = transcriber.transcribe_file(path, progress=lambda done, total: seen.append(done))
     windows = 1 + math.ceil((transcript.duration - WINDOW_SECONDS) / (WINDOW_SECONDS - 2 * STRIDE_SECONDS))
-    assert len(seen) == windows == 5 and seen[-1] == pytest.approx(95.0, abs=0.1)  # one call a window (CPU)
+    assert windows == 5 and len(seen) == math.ceil(windows / batch)  # one generate call a batch
+    assert seen[-1] == pytest.approx(95.0, abs=0.1)
     assert transcript.language == "en"
     for a, b in zip(transcript.segments, transcript.segments[1:], strict=False):
         assert a.start <= b.start
