@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a .srt/.vtt file (one video) or a folder of <video name>.srt/.vtt "
         "(default: a sidecar file next to each video)",
     )
+    from c2f.commands.index import add_workers_argument
+
+    add_workers_argument(p)
     p.set_defaults(func=run)
 
 
@@ -60,7 +63,14 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"skipped {outcome.video}: {outcome.error}")
 
     outcomes = extract_to_dir(
-        videos, out, settings, args.device, args.subtitles, progress=progress, on_outcome=on_outcome
+        videos,
+        out,
+        settings,
+        args.device,
+        args.subtitles,
+        progress=progress,
+        on_outcome=on_outcome,
+        workers=args.workers,
     )
     bar.n = len(videos)
     bar.close()

@@ -29,15 +29,44 @@ def library_folder(given: str | None) -> Path:
     return path
 
 
-def open_or_create_library(path: Path, settings: FeatureSettings | str | None, device: str | None) -> Library:
+def open_or_create_library(
+    path: Path, settings: FeatureSettings | str | None, device: str | None, vector_store: str | None = None
+) -> Library:
     """Library(path), with a folder that cannot be created (read-only, /proc, ...) in one line."""
     from c2f.errors import LibraryError
     from c2f.library import Library
 
     try:
-        return Library(path, settings=settings, device=device)
+        return Library(path, settings=settings, device=device, vector_store=vector_store)
     except OSError as exc:
         raise LibraryError(f"{exc.filename or path}: cannot create the library there ({exc.strerror})") from None
+
+
+def add_workers_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes for many videos at once (default: by the machine; 0: one at a time)",
+    )
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    add_workers_argument(p)
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: a Ray Data pipeline (pip install 'c2f[ray]'), local or on a cluster (--address)",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster with --engine ray: auto or ray://HOST:PORT")
+    p.add_argument(
+        "--vector-store",
+        default=None,
+        metavar="faiss|milvus://[FILE.db|HOST:PORT]",
+        help="where a NEW library keeps its clip vectors (default faiss, in memory; milvus:// is a "
+        "Milvus Lite file in the library, pip install 'c2f[milvus]')",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from c2f.commands.transcribe import add_whisper_arguments
 
     add_whisper_arguments(p, default_model=None)  # None: base, or tiny-test with --mode tiny
+    add_engine_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -103,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"transcribing speech with {transcriber.label}")
     elif args.whisper_model or args.language != "auto":
         raise C2FError("--whisper-model and --language go with --transcribe")
-    library = open_or_create_library(path, settings, args.device)
+    from c2f.features.parallel import make_extractor
+
+    extractor = make_extractor(args.engine, args.workers, args.address)
+    library = open_or_create_library(path, settings, args.device, args.vector_store)
     bar = tqdm(total=1000, desc="index", bar_format="{percentage:3.0f}%|{bar}| {desc}")
 
     def progress(name: str, video_fraction: float, overall: float) -> None:
@@ -111,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         bar.n = round(overall * 1000)
         bar.refresh()
 
-    report = library.add(videos, copy=not args.reference, progress=progress, transcriber=transcriber)
+    report = library.add(
+        videos, copy=not args.reference, progress=progress, transcriber=transcriber, extractor=extractor
+    )
     bar.n = 1000
     bar.close()
     print(

@@ -8,8 +8,6 @@ L2-normalised, then the streams are concatenated [clip | s3d].
 
 from __future__ import annotations
 
-import hashlib
-import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -23,61 +21,15 @@ import torch.nn.functional as F
 
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
 from c2f.errors import C2FError, SubtitleError
+from c2f.features.clips import clip_count, file_sha256, group_sizes
+from c2f.features.clips import clip_groups as _clip_groups
+from c2f.features.clips import even_positions as _even_positions
 from c2f.features.settings import FeatureSettings
 from c2f.features.store import ClipFeatures, Subtitle, VideoMeta, save_features
 from c2f.features.subtitles import find_sidecar_subtitles, read_subtitles
-from c2f.video import VideoInfo, iter_frames, probe_video
+from c2f.video import VideoInfo, probe_video
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, total seconds)
-
-
-def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _even_positions(count: int, within: int) -> np.ndarray:
-    """`count` evenly spaced frame positions among `within` frames of a clip (centres of equal parts)."""
-    return np.floor((np.arange(count) + 0.5) * within / count).astype(np.int64)
-
-
-def _clip_groups(
-    path: str, settings: FeatureSettings, info, n_clips: int, group: int, first_group: int
-) -> Iterator[np.ndarray]:
-    """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame.
-
-    The first group is small (the encoders wait for it: nothing to overlap with yet), then `group`.
-    """
-    per_clip = settings.frames_per_clip
-    size = min(first_group, group)
-    pending: list[np.ndarray] = []
-    have = 0
-    emitted = 0
-    last = None
-    # chunks as small as the first group, so that group arrives as soon as it is decoded
-    chunk = per_clip * min(first_group, group)
-    frames_iter = iter_frames(
-        path, fps=settings.decode_fps, short_side=settings.decode_short_side, chunk_frames=chunk, info=info
-    )
-    for part in frames_iter:
-        pending.append(part.frames)
-        have += len(part.frames)
-        last = part.frames[-1]
-        while have >= per_clip * size and emitted + size <= n_clips:
-            frames = np.concatenate(pending)
-            take = per_clip * size
-            yield frames[:take].reshape(size, per_clip, *frames.shape[1:])
-            pending, have, emitted = [frames[take:]], have - take, emitted + size
-            size = group
-    if emitted < n_clips and last is not None:
-        frames = np.concatenate(pending) if pending else np.zeros((0, *last.shape), np.uint8)
-        need = (n_clips - emitted) * per_clip
-        if len(frames) < need:
-            frames = np.concatenate([frames, np.repeat(last[None], need - len(frames), axis=0)])
-        yield frames[:need].reshape(n_clips - emitted, per_clip, *frames.shape[1:])
 
 
 def _prefetch(it: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
@@ -155,39 +107,60 @@ def extract_features(
         digest = content_hash or file_sha256(path)
         return extract_value_features(path, settings, video_id or path.stem, subs, info, digest, device, progress)
 
-    cs = settings.clip_seconds
-    n_clips = max(1, math.ceil(info.duration / cs - 1e-6))
-    clip_enc = create_clip_encoder(settings, device)
-    s3d_enc = create_s3d_encoder(settings, device) if settings.uses_s3d else None
-    per_clip = settings.frames_per_clip
-    clip_pos = _even_positions(settings.clip_frames_per_clip, per_clip)
-    s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if s3d_enc else None
-    # Groups of clips per encoder call: large enough to batch well and to hand over rarely between
-    # the decoding thread and the encoders (measured best: 16 with S3D, 32 without), a small first
-    # group so the encoders start early. Memory: ~3 groups of decoded frames at a time.
-    group = clips_per_batch or (16 if s3d_enc else 32)
-    first_group = max(1, group // 4)
-
-    clip_vecs, s3d_vecs = [], []
+    n_clips = clip_count(info.duration, settings)
+    encoder = ClipGroupEncoder(settings, device, clips_per_batch)
+    parts = []
     done = 0
-    for clips in _prefetch(_clip_groups(str(path), settings, info, n_clips, group, first_group)):
-        g = len(clips)  # clips: (g, per_clip, H, W, 3)
-        img = clip_enc.encode_images(clips[:, clip_pos].reshape(-1, *clips.shape[2:]))  # (g*c, d)
-        img = F.normalize(img.view(g, len(clip_pos), -1).mean(1), dim=-1)  # (g, d)
-        clip_vecs.append(img)
-        if s3d_enc is not None:
-            s3d_vecs.append(F.normalize(s3d_enc.encode_clips(clips[:, s3d_pos]), dim=-1))  # (g, 1024)
-        done += g
+    groups = _clip_groups(str(path), settings, info, n_clips, encoder.group, encoder.first_group)
+    for clips in _prefetch(groups):
+        parts.append(encoder.encode(clips))  # (g, D)
+        done += len(clips)
         if progress:
-            progress(min(done * cs, info.duration), info.duration)
+            progress(min(done * settings.clip_seconds, info.duration), info.duration)
+    return assemble_features(
+        path, settings, info, torch.cat(parts).numpy(), encoder.streams, video_id, subs, content_hash
+    )
 
-    streams = [("clip", clip_enc.image_dim)]
-    parts = [torch.cat(clip_vecs)]
-    if s3d_enc is not None:
-        streams.append(("s3d", s3d_enc.dim))
-        parts.append(torch.cat(s3d_vecs))
-    features = torch.cat(parts, dim=1).numpy()
-    starts = np.arange(n_clips) * cs
+
+class ClipGroupEncoder:
+    """The encoders of a preset applied to groups of whole clips, uint8 (g, per_clip, H, W, 3) ->
+    (g, D): each stream L2-normalised, concatenated in `streams` order."""
+
+    def __init__(
+        self, settings: FeatureSettings, device: torch.device | str | None = None, clips_per_batch: int | None = None
+    ) -> None:
+        self.clip_enc = create_clip_encoder(settings, device)
+        self.s3d_enc = create_s3d_encoder(settings, device) if settings.uses_s3d else None
+        per_clip = settings.frames_per_clip
+        self.clip_pos = _even_positions(settings.clip_frames_per_clip, per_clip)
+        self.s3d_pos = _even_positions(settings.s3d_frames_per_clip, per_clip) if self.s3d_enc else None
+        self.group, self.first_group = group_sizes(settings, clips_per_batch)
+        self.streams = [("clip", self.clip_enc.image_dim)]
+        if self.s3d_enc is not None:
+            self.streams.append(("s3d", self.s3d_enc.dim))
+
+    def encode(self, clips: np.ndarray) -> torch.Tensor:
+        g = len(clips)  # clips: (g, per_clip, H, W, 3)
+        img = self.clip_enc.encode_images(clips[:, self.clip_pos].reshape(-1, *clips.shape[2:]))  # (g*c, d)
+        parts = [F.normalize(img.view(g, len(self.clip_pos), -1).mean(1), dim=-1)]  # (g, d)
+        if self.s3d_enc is not None:
+            parts.append(F.normalize(self.s3d_enc.encode_clips(clips[:, self.s3d_pos]), dim=-1))  # (g, 1024)
+        return torch.cat(parts, dim=1)
+
+
+def assemble_features(
+    path: Path,
+    settings: FeatureSettings,
+    info: VideoInfo,
+    features: np.ndarray,
+    streams: list[tuple[str, int]],
+    video_id: str | None,
+    subs: list[Subtitle],
+    content_hash: str | None,
+) -> ClipFeatures:
+    """ClipFeatures of one video from its encoded clips `features` (N, D)."""
+    cs = settings.clip_seconds
+    starts = np.arange(len(features)) * cs
     clip_times = np.stack([starts, np.minimum(starts + cs, info.duration)], axis=1)
     meta = VideoMeta(
         source_name=path.name,
@@ -201,7 +174,7 @@ def extract_features(
         video_id=video_id or path.stem,
         features=features,
         clip_times=clip_times,
-        streams=streams,
+        streams=list(streams),
         settings=settings,
         video=meta,
         subtitles=subs,
@@ -234,17 +207,24 @@ def extract_to_dir(
     subtitles: str | Path | None = None,
     progress: Callable[[int, float, float], None] | None = None,
     on_outcome: Callable[[ExtractOutcome], None] | None = None,
+    workers: int | None = None,
 ) -> list[ExtractOutcome]:
     """Extract every video into `out_dir/<stem>.safetensors`; a bad video is recorded and skipped.
 
     `progress(video_index, done_seconds, total_seconds)` reports within-video progress. Two videos
     with the same stem (from different folders) get `<stem>-2`, `<stem>-3`, ... instead of
-    overwriting each other.
+    overwriting each other. `workers`: decoding processes (c2f.features.parallel; None: chosen by
+    the machine, 0: one video at a time); the files are the same either way.
     """
     out_dir = Path(out_dir)
     subs_path = Path(subtitles) if subtitles is not None else None
     videos = [Path(p) for p in paths]
-    used: set[str] = set()
+    from c2f.features.parallel import decode_workers, extract_to_dir_parallel
+
+    n_workers = decode_workers(workers, str(device) if device is not None else None)
+    if n_workers > 0 and len(videos) > 1 and settings.extraction != "value":
+        return extract_to_dir_parallel(videos, out_dir, settings, device, subs_path, progress, on_outcome, n_workers)
+    ids = unique_stems(videos)
     outcomes: list[ExtractOutcome] = []
     # The next video is probed and hashed while this one is encoded (an ffprobe process and a read
     # of the file: ~70 ms per video that short videos otherwise spend with the encoders idle).
@@ -253,11 +233,7 @@ def extract_to_dir(
         for i, video in enumerate(videos):
             current = upcoming
             upcoming = ahead.submit(_probe_and_hash, videos[i + 1]) if i + 1 < len(videos) else None
-            video_id, n = video.stem, 1
-            while video_id in used:
-                n += 1
-                video_id = f"{video.stem}-{n}"
-            used.add(video_id)
+            video_id = ids[i]
             report = (lambda done, total, i=i: progress(i, done, total)) if progress else None
             try:
                 info, digest = current.result()
@@ -274,6 +250,20 @@ def extract_to_dir(
             if on_outcome:
                 on_outcome(outcome)
     return outcomes
+
+
+def unique_stems(videos: list[Path]) -> list[str]:
+    """Each video's file stem; a stem seen before gets `-2`, `-3`, ... (same names in two folders)."""
+    used: set[str] = set()
+    ids = []
+    for video in videos:
+        video_id, n = video.stem, 1
+        while video_id in used:
+            n += 1
+            video_id = f"{video.stem}-{n}"
+        used.add(video_id)
+        ids.append(video_id)
+    return ids
 
 
 def _probe_and_hash(video: Path) -> tuple[VideoInfo, str]:

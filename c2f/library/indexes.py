@@ -56,7 +56,6 @@ class IndexVersions:
 
     def load(self, fingerprint: str) -> LoadedIndex | None:
         """The last saved version, or None when none was saved yet (or it stays unreadable)."""
-        from c2f.index import ClipIndex
         from c2f.index.clip_index import IndexError_
 
         for _ in range(5):  # a writer may swap versions between reading `current` and the files
@@ -64,7 +63,7 @@ class IndexVersions:
             if not version:
                 return None
             try:
-                return LoadedIndex(version, ClipIndex.load(self.files.index_dir(fingerprint) / version))
+                return LoadedIndex(version, load_saved_index(self.files.index_dir(fingerprint) / version))
             except IndexError_:
                 time.sleep(0.05)
         return None  # unreadable: rebuilt from the feature files by the caller
@@ -100,14 +99,36 @@ class IndexVersions:
         shutil.rmtree(self.files.index_dir(fingerprint), ignore_errors=True)
 
 
+def load_saved_index(directory: Path) -> ClipIndex:
+    """A saved version: faiss files, or a pointer to a vector store (c2f.index.milvus_store)."""
+    from c2f.index import ClipIndex
+    from c2f.index.milvus_store import MilvusClipIndex, is_saved_milvus
+
+    return MilvusClipIndex.load(directory) if is_saved_milvus(directory) else ClipIndex.load(directory)  # type: ignore[return-value]
+
+
+def index_maker(vector_store: str, library_root: Path) -> Callable[[int, str], ClipIndex] | None:
+    """How new indexes of a library are made: None for faiss (the default), else the store's."""
+    if vector_store == "faiss":
+        return None
+    from c2f.index.milvus_store import MilvusClipIndex, client_uri
+
+    uri = client_uri(vector_store, library_root)  # checked now: a bad setting fails at once
+    return lambda dim, fingerprint: MilvusClipIndex(uri, dim, fingerprint)  # type: ignore[return-value]
+
+
 class IndexSync:
     """Brings an index to exactly a given set of indexed videos, reading their feature files."""
 
     def __init__(
-        self, load_features: Callable[[str], ClipFeatures], is_listed: Callable[[int], bool]
+        self,
+        load_features: Callable[[str], ClipFeatures],
+        is_listed: Callable[[int], bool],
+        make_index: Callable[[int, str], ClipIndex] | None = None,
     ) -> None:
         self.load_features = load_features
         self.is_listed = is_listed  # False once a video's catalog row is gone (removed meanwhile)
+        self.make_index = make_index  # (dim, fingerprint) -> the index in its store; None: faiss ClipIndex
 
     def __call__(
         self,
@@ -134,7 +155,14 @@ class IndexSync:
                     log.warning("video %s is left out of the search: %s", indexed[key].name, exc)
         if batch:
             if index is None:
-                index = ClipIndex(next(iter(batch.values())).shape[1], fingerprint, kind="auto")
+                dim = next(iter(batch.values())).shape[1]
+                if self.make_index is None:
+                    index = ClipIndex(dim, fingerprint, kind="auto")
+                else:  # a store outside this process may hold videos already: brought to `indexed`
+                    index = self.make_index(dim, fingerprint)
+                    for key in [k for k in index.video_keys() if k not in indexed]:
+                        index.remove(key)
+                    batch = {k: v for k, v in batch.items() if k not in index}
             index.add_many(batch)
             changed = True
         return index, changed

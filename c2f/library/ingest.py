@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from c2f.errors import C2FError, LibraryError, NotAFileError
-from c2f.features import Subtitle, save_features
+from c2f.features import ClipFeatures, Subtitle, save_features
 from c2f.library.catalog import VideoRecord
 
 if TYPE_CHECKING:
+    from c2f.features.parallel import Extractor
     from c2f.library.library import Library
     from c2f.library.storage import LibraryFiles
     from c2f.speech.transcript import Transcript
@@ -117,24 +118,77 @@ class Ingest:
         self.last_save = time.monotonic()
 
     def run(
-        self, files: list[tuple[Path, VideoRecord | None]], copy: bool, subtitles: SubtitlesArg
+        self,
+        files: list[tuple[Path, VideoRecord | None]],
+        copy: bool,
+        subtitles: SubtitlesArg,
+        extractor: Extractor | None = None,
     ) -> AddReport:
+        """`extractor` (c2f.features.parallel.make_extractor): many videos at once, decoded by
+        worker processes or on Ray; this process stays the only writer of the catalog and index."""
+        if extractor is not None and self.transcriber is None and len(files) > 1:
+            return self._run_many(files, copy, subtitles, extractor)
         n = max(len(files), 1)
         for i, (src, resumed) in enumerate(files):
-            name = resumed.name if resumed else src.name
-            try:
-                job = self._admit(src, resumed, copy, subtitles, len(files))
-            except (OSError, C2FError) as exc:  # unreadable file, disk full: nothing recorded yet
-                self.report.failed.append((name, str(exc)))
-                job = None
+            job = self._admit_or_report(src, resumed, copy, subtitles, len(files))
             if job is None:
                 if self.progress:
-                    self.progress(name, 1.0, (i + 1) / n)
+                    self.progress(resumed.name if resumed else src.name, 1.0, (i + 1) / n)
                 continue
             self._index_one(job, i, n)
+        return self._finish()
+
+    def _finish(self) -> AddReport:
         if self.dirty and self.index is not None:
             self.lib.versions.save(self.spec.fingerprint, self.index)
         return self.report
+
+    def _admit_or_report(
+        self, src: Path, resumed: VideoRecord | None, copy: bool, subtitles: SubtitlesArg, n_files: int
+    ) -> _Admitted | None:
+        try:
+            return self._admit(src, resumed, copy, subtitles, n_files)
+        except (OSError, C2FError) as exc:  # unreadable file, disk full: nothing recorded yet
+            self.report.failed.append((resumed.name if resumed else src.name, str(exc)))
+            return None
+
+    def _run_many(
+        self,
+        files: list[tuple[Path, VideoRecord | None]],
+        copy: bool,
+        subtitles: SubtitlesArg,
+        extractor: Extractor,
+    ) -> AddReport:
+        """Admit every file (a pending row each: a killed run resumes them), then commit each
+        video as the extractor yields it, in the order they finish."""
+        from c2f.features.parallel import VideoJob
+
+        admitted: list[tuple[_Admitted, int]] = []
+        for src, resumed in files:
+            job = self._admit_or_report(src, resumed, copy, subtitles, len(files))
+            if job is not None:
+                admitted.append((job, self._begin(job)))
+        n, finished = max(len(files), 1), len(files) - len(admitted)
+        fractions: dict[int, float] = {}
+
+        def on_progress(index: int, done: float, total: float) -> None:
+            if self.progress:
+                fractions[index] = done / total if total > 0 else 1.0
+                overall = (finished + sum(fractions.values())) / n
+                self.progress(admitted[index][0].name, fractions[index], min(overall, 1.0))
+
+        jobs = [VideoJob(job.stored, job.video_id, job.subtitles, job.content_hash) for job, _ in admitted]
+        for result in extractor(jobs, self.lib.settings, self.lib.device, on_progress):
+            job, key = admitted[result.index]
+            fractions.pop(result.index, None)
+            finished += 1
+            if result.features is None:
+                self._fail(job, key, result.error or "failed")
+            else:
+                self._commit(job, key, result.features, None)
+            if self.progress:
+                self.progress(job.name, 1.0, finished / n)
+        return self._finish()
 
     def _admit(
         self, src: Path, resumed: VideoRecord | None, copy: bool, subtitles: SubtitlesArg, n_files: int
@@ -156,17 +210,18 @@ class Ingest:
             stored, is_copy = self.lib.files.store_video(src, content_hash[:12], copy), copy
         return _Admitted(name, src, stored, content_hash, is_copy, subs, note, rec)
 
+    def _begin(self, job: _Admitted) -> int:
+        """The video's catalog row, pending from now on; its key."""
+        catalog = self.lib.catalog
+        if job.existing is None:
+            return catalog.insert_pending(job.video_id, job.name, job.content_hash, str(job.stored), job.is_copy)
+        catalog.reset_pending(job.existing.key, job.name, str(job.stored), job.is_copy)  # killed or failed before
+        return job.existing.key
+
     def _index_one(self, job: _Admitted, i: int, n: int) -> None:
         from c2f.features.extract import extract_features
 
-        catalog = self.lib.catalog
-        if job.existing is None:
-            key = catalog.insert_pending(
-                job.video_id, job.name, job.content_hash, str(job.stored), job.is_copy
-            )
-        else:  # pending (killed run) or failed before: try again
-            key = job.existing.key
-            catalog.reset_pending(key, job.name, str(job.stored), job.is_copy)
+        key = self._begin(job)
         if self.progress:  # reported once the row exists: an interruption from here on resumes
             self.progress(job.name, 0.0, i / n)
 
@@ -189,6 +244,23 @@ class Ingest:
                 progress=on_progress,
                 content_hash=job.content_hash,  # hashed when admitted: a second pass over the file saved
             )
+        except Exception as exc:  # any failure is this video's, never the whole run's
+            self._fail(job, key, str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}")
+            return
+        self._commit(job, key, feats, source)
+
+    def _fail(self, job: _Admitted, key: int, message: str) -> None:
+        message = message.replace(str(job.stored), str(job.src))  # name the user's file, not our copy
+        self.lib.catalog.mark_failed(key, message)
+        if job.is_copy:
+            job.stored.unlink(missing_ok=True)
+        self.report.failed.append((job.name, message))
+
+    def _commit(self, job: _Admitted, key: int, feats: ClipFeatures, source: dict | None) -> None:
+        """Write the video's feature file, mark its row indexed, add it to the index; a failure
+        to write is this video's."""
+        catalog = self.lib.catalog
+        try:
             feats.video = replace(feats.video, source_name=job.name)
             feats.subtitle_source = source
             save_features(feats, self.lib.files.feature_path(job.video_id))
@@ -204,12 +276,7 @@ class Ingest:
                 note=job.note,
             )
         except Exception as exc:  # any failure is this video's, never the whole run's
-            message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
-            message = message.replace(str(job.stored), str(job.src))  # name the user's file, not our copy
-            catalog.mark_failed(key, message)
-            if job.is_copy:
-                job.stored.unlink(missing_ok=True)
-            self.report.failed.append((job.name, message))
+            self._fail(job, key, str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}")
             return
         self.lib.features.put(job.video_id, feats)
         record = catalog.by_key(key)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from c2f.errors import FeatureMismatchError, LibraryError
 from c2f.features import ClipFeatures, FeatureSettings, get_preset
 from c2f.library.catalog import Catalog, VideoRecord
-from c2f.library.indexes import IndexCache, IndexSync, IndexVersions, VectorsFn
+from c2f.library.indexes import IndexCache, IndexSync, IndexVersions, VectorsFn, index_maker
 from c2f.library.ingest import AddProgress, AddReport, Ingest, SubtitlesArg, transcript_path
 from c2f.library.locks import exclusive_lock
 from c2f.library.storage import FeatureCache, LibraryFiles
@@ -39,6 +39,7 @@ from c2f.search.backends import IndexSpec, default_index_for
 from c2f.video.files import find_videos
 
 if TYPE_CHECKING:
+    from c2f.features.parallel import Extractor
     from c2f.index import ClipIndex
     from c2f.search.backends import SearchBackend
     from c2f.search.types import SearchResult
@@ -69,8 +70,11 @@ class Library:
         root: str | Path | None = None,
         settings: FeatureSettings | str | None = None,
         device: str | None = None,
+        vector_store: str | None = None,
     ) -> None:
-        """Open (or create) the library at `root`; `settings` (or a preset name) only at creation."""
+        """Open (or create) the library at `root`; `settings` (or a preset name) only at creation.
+        `vector_store` (only at creation): where clip vectors live, "faiss" (default, in memory)
+        or "milvus://..." (c2f.index.milvus_store; optional extra c2f[milvus])."""
         self.root = Path(root) if root is not None else default_library_root()
         self.files = LibraryFiles(self.root)
         self.device = device
@@ -85,9 +89,16 @@ class Library:
                 f"the library {self.root} was created with feature preset {self.settings.preset!r}, "
                 f"not {asked.preset!r}: its settings are fixed; use another library folder"
             )
+        self.vector_store = self.catalog.init_meta("vector_store", vector_store or "faiss")
+        if vector_store is not None and vector_store != self.vector_store:
+            raise LibraryError(
+                f"the library {self.root} keeps its vectors in {self.vector_store}, not {vector_store}: "
+                "use another library folder"
+            )
         self.features = FeatureCache(self.files, self.settings)
         self.versions = IndexVersions(self.files)
-        self.sync_index = IndexSync(self.features.load, self.is_listed)
+        make_index = index_maker(self.vector_store, self.root)
+        self.sync_index = IndexSync(self.features.load, self.is_listed, make_index)
         self.indexes = IndexCache(self.versions, self.sync_index, lambda: self._write_lock(wait=False))
         self._snapshot_lock = threading.Lock()
         self._indexed: tuple[str, dict[int, VideoRecord]] | None = None  # (generation, snapshot)
@@ -167,6 +178,7 @@ class Library:
         subtitles: SubtitlesArg = None,
         progress: AddProgress | None = None,
         transcriber: WhisperTranscriber | None = None,
+        extractor: Extractor | None = None,
     ) -> AddReport:
         """Index video files (folders are searched recursively). Same content twice is a no-op;
         a failing video is recorded with its error and the others go on. `copy=False` keeps a
@@ -174,9 +186,10 @@ class Library:
         {video path or name: file}; by default a sidecar .srt/.vtt next to each video is used.
         A subtitle file that cannot be read leaves its video without subtitles (report.warnings).
         `transcriber` (c2f.speech.whisper): videos left without subtitle cues get the transcript
-        of their speech instead, marked as machine-made in their features."""
+        of their speech instead, marked as machine-made in their features. `extractor`
+        (c2f.features.parallel.make_extractor): many videos at once (decoding workers, Ray)."""
         files = find_videos([paths] if isinstance(paths, (str, Path)) else paths)
-        return self._ingest([(f, None) for f in files], copy, subtitles, progress, transcriber)
+        return self._ingest([(f, None) for f in files], copy, subtitles, progress, transcriber, extractor)
 
     def resume(
         self, progress: AddProgress | None = None, transcriber: WhisperTranscriber | None = None
@@ -192,10 +205,11 @@ class Library:
         subtitles: SubtitlesArg,
         progress: AddProgress | None,
         transcriber: WhisperTranscriber | None = None,
+        extractor: Extractor | None = None,
     ) -> AddReport:
         with self._write_lock():
             self.files.clean_temp_files()
-            return Ingest(self, progress, transcriber).run(files, copy, subtitles)
+            return Ingest(self, progress, transcriber).run(files, copy, subtitles, extractor)
 
     def remove(self, video_id: str) -> VideoRecord:
         """Forget a video: catalog row first (searches stop seeing it), then its index entries and files."""
