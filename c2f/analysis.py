@@ -3,7 +3,9 @@
 Every annotation whose `vid_name` names a video of the library (its file name, with or without the
 extension; a name two videos share is skipped as ambiguous) is searched; the results become a TVR prediction file (VCMR from the ranked moments, VR
 from the ranked videos, SVMR from the localizer run on the right video), scored with the exact
-evaluator, and broken down per query (rank of the right video, best IoU, failure kind).
+evaluator, and broken down per query (rank of the right video, best IoU, failure kind). The file is
+the official one: 100 videos per query in the coarse stage, up to 100 VCMR and SVMR moments; with a
+learned checkpoint it equals the file `c2f evaluate --checkpoint` writes for the same videos.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from c2f.data.tvr import TVRQuery, load_annotations
 from c2f.errors import AnnotationError, LibraryError
 from c2f.eval.metrics import QueryOutcome, compute_metrics, per_query_outcomes
+from c2f.eval.predict import MAX_PREDICTIONS, Boundaries, svmr_moments, vcmr_moments, vr_entries
 from c2f.eval.predictions import TVRPredictions
 from c2f.search.types import SearchResult, VideoResult
 
@@ -89,14 +92,29 @@ def localize_video(library, backend, qenc, rec, max_spans: int) -> VideoResult:
     )
 
 
+def _file_keys(library) -> dict[str, str]:
+    """video_id -> its key in the prediction file: the file stem (TVR's vid_name, so the file reads
+    like `c2f evaluate`'s) when no two indexed videos share it, else every video by its id."""
+    recs = [r for r in library.list() if r.status == "indexed"]
+    stems = [Path(r.name).stem for r in recs]
+    if len(set(stems)) == len(stems):
+        return {r.video_id: stem for r, stem in zip(recs, stems, strict=True)}
+    return {r.video_id: r.video_id for r in recs}
+
+
 def evaluate_library(
     library,
     backend,
     annotations: str | Path,
-    top_k_videos: int = 10,
+    top_k_videos: int = MAX_PREDICTIONS,
     moments_per_video: int = 5,
     progress=None,
 ) -> LibraryEvaluation:
+    """Official TVR predictions of the library's searches: at least MAX_PREDICTIONS (100) videos per
+    query go into the coarse stage whatever `top_k_videos` asks, and up to 100 VCMR and SVMR
+    moments are kept. For a learned backend, VCMR and SVMR are HERO's moment ranking over the
+    searched videos' start/end curves (c2f.eval.predict: the same file `c2f evaluate --checkpoint`
+    writes); for the others, the backend's own moments."""
     names = _video_names(library)
     if not names:
         raise LibraryError("the library is empty: add the annotated videos first")
@@ -114,46 +132,46 @@ def evaluate_library(
             skipped.append((0, f"desc_id {q.desc_id}: video {q.vid_name!r} is not in the library"))
     if not usable:
         raise AnnotationError(str(annotations), skipped or [(0, "no usable annotation")])
-    # videos are keyed by id: two files with the same name are two videos
-    video2idx = {r.video_id: i for i, r in enumerate(library.list()) if r.status == "indexed"}
-    idx_of = video2idx
+    key_of = _file_keys(library)
+    video2idx = {key: i for i, key in enumerate(sorted(key_of.values()))}
+    idx_of = {vid: video2idx[key] for vid, key in key_of.items()}
+    hero_moments = getattr(backend, "predictor", None) is not None  # a learned C2F checkpoint
     vcmr, svmr, vr, results, gt_videos = [], [], [], {}, {}
     for n, q in enumerate(usable):
         if progress:
             progress(n / len(usable), f"query {n + 1}/{len(usable)}")
         res: SearchResult = library.search(
-            q.desc, backend, top_k_videos=top_k_videos, moments_per_video=moments_per_video
+            q.desc,
+            backend,
+            top_k_videos=max(top_k_videos, MAX_PREDICTIONS),
+            moments_per_video=moments_per_video,
         )
         results[q.desc_id] = res
-        vcmr.append(
-            {
-                "desc_id": q.desc_id,
-                "desc": q.desc,
-                "predictions": [[idx_of[m.video_id], m.start, m.end, m.score] for m in res.moments][:100],
-            }
-        )
-        vr.append(
-            {
-                "desc_id": q.desc_id,
-                "desc": q.desc,
-                "predictions": [[idx_of[v.video_id], 0.0, 0.0, v.video_score] for v in res.videos],
-            }
-        )
         rec = right_video[q.desc_id]
-        gt = localize_video(library, backend, backend.encode_query(q.desc), rec, moments_per_video)
+        gt = localize_video(library, backend, backend.encode_query(q.desc), rec, MAX_PREDICTIONS)
         gt_videos[q.desc_id] = gt
-        svmr.append(
-            {
-                "desc_id": q.desc_id,
-                "desc": q.desc,
-                "predictions": [[idx_of[rec.video_id], m.start, m.end, m.score] for m in gt.moments],
-            }
-        )
-    # annotations name videos by file name; the prediction file names them by video id
-    queries_by_id = [
-        TVRQuery(q.desc_id, q.desc, right_video[q.desc_id].video_id, q.duration, q.ts, q.type) for q in usable
+        if hero_moments:
+            ranked = [(idx_of[v.video_id], _boundaries(v), v.video_score, v.clip_times) for v in res.videos]
+            moments = vcmr_moments(ranked)
+            right = svmr_moments(idx_of[rec.video_id], _boundaries(gt), gt.clip_times)
+        else:
+            moments = [[idx_of[m.video_id], m.start, m.end, m.score] for m in res.moments][:MAX_PREDICTIONS]
+            right = [[idx_of[rec.video_id], m.start, m.end, m.score] for m in gt.moments][:MAX_PREDICTIONS]
+        head = {"desc_id": q.desc_id, "desc": q.desc}
+        vcmr.append({**head, "predictions": moments})
+        vr.append({**head, "predictions": vr_entries([(idx_of[v.video_id], v.video_score) for v in res.videos])})
+        svmr.append({**head, "predictions": right})
+    # annotations name videos by file name; the prediction file by key_of (the stem, or the id)
+    queries_by_key = [
+        TVRQuery(q.desc_id, q.desc, key_of[right_video[q.desc_id].video_id], q.duration, q.ts, q.type)
+        for q in usable
     ]
     preds = TVRPredictions(video2idx, {"VCMR": vcmr, "SVMR": svmr, "VR": vr})
-    metrics = compute_metrics(preds, queries_by_id)
-    outcomes = per_query_outcomes(preds, queries_by_id, iou_thd=0.5, k=10)
+    metrics = compute_metrics(preds, queries_by_key)
+    outcomes = per_query_outcomes(preds, queries_by_key, iou_thd=0.5, k=10)
     return LibraryEvaluation(metrics, outcomes, preds, usable, results, gt_videos, skipped)
+
+
+def _boundaries(video: VideoResult) -> Boundaries:
+    """The localizer's start/end curves of a searched video, as c2f.eval.predict reads them."""
+    return Boundaries(video.start_prob, video.end_prob, None)

@@ -1,5 +1,6 @@
 """`c2f evaluate`: TVR metrics (VCMR/SVMR/VR R@K at IoU 0.5/0.7, by type, AveR) of a prediction file,
-or of a C2F checkpoint run on a feature folder (which writes the prediction file first)."""
+or of a C2F checkpoint run on a feature folder (which writes the prediction file first, through
+c2f.eval.predict: the prediction path the learned search backend and the demo's error analysis share)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", help="folder of feature files (<vid_name>.safetensors) for --checkpoint")
     p.add_argument("--write-predictions", help="where --checkpoint writes its TVR prediction file")
     p.add_argument(
-        "--top-k-videos", type=int, default=100, help="videos the coarse stage keeps (--checkpoint)"
+        "--top-k-videos", type=int, default=100, help="videos the coarse stage keeps (--checkpoint; default 100, as the official R@100 needs)"
     )
     p.add_argument("--device", default=None)
     p.add_argument("--out", help="also write the metrics JSON here")
