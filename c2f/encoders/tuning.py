@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MIN_COSINE = 0.9999  # per-row cosine to float32 that a faster setting must keep
 DOMINATED = 3.0  # a first timed run this many times slower than the best per item: no more runs
 REPEATS = 2  # timed runs per candidate after the warm-up; the least disturbed (min) counts
+LONG_RUN_S = 1.0  # a warm-up longer than this: one timed run only
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {
@@ -113,7 +114,9 @@ def tune(
     def measure(setting: Setting) -> float | None:
         if best and sum(setting[k] != best[1][k] for k in setting) > 1:
             raise tuning.Skip
+        t0 = time.perf_counter()
         out = run(setting)  # warm-up: kernels are picked (and oneDNN primitives built) here
+        warm_up = time.perf_counter() - t0
         if not reference and setting["dtype"] == "float32":
             reference.append(out.float())
         elif reference:
@@ -123,7 +126,8 @@ def tune(
                 raise tuning.Reject(f"cosine {cosine:.6f} to float32 < {min_cosine}")
         n = len(out)
         runs: list[float] = []
-        for _ in range(repeats):
+        # a long run (full-size S3D) is its own average: one timed run keeps first use short
+        for _ in range(1 if warm_up > LONG_RUN_S else repeats):
             t0 = time.perf_counter()
             run(setting)
             runs.append(time.perf_counter() - t0)
