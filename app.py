@@ -15,30 +15,14 @@ import gradio as gr
 
 from c2f.errors import C2FError
 from c2f.ui.examples import example_annotations, example_queries, example_videos
-from c2f.ui.player import trust_playable
+from c2f.ui.player import RESULTS_CSS, RESULTS_JS, results_html
 from c2f.ui.plots import curves_table, results_figure
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
 from c2f.ui.text import public_text
-from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds
+from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds, on_zerogpu
 
 LIBRARY_COLUMNS = ["id", "name", "duration (s)", "clips", "status", "subtitles", "error"]
-MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
 OUTCOME_COLUMNS = ["desc_id", "query", "video", "rank of right video", "best IoU", "kind"]
-
-# Seek the player to `t` once it shows the file `name` (a new file may still be loading).
-SEEK_JS = """
-(t, name) => {
-  const until = Date.now() + 8000;
-  const go = () => {
-    const v = document.querySelector('#player video');
-    const src = v ? decodeURIComponent(v.currentSrc || v.src || '') : '';
-    if (v && name && src.includes(name) && v.readyState >= 1) { v.currentTime = t; return; }
-    if (Date.now() < until) setTimeout(go, 40);
-  };
-  go();
-}
-"""
-
 
 def parse_args() -> argparse.Namespace:
     env = os.environ.get
@@ -129,48 +113,14 @@ def build_demo(service: AppService) -> gr.Blocks:
             media = {v.video_id: service.media(coll, v.video_id) for v in result.videos}
         except C2FError as exc:
             fail(exc)
-        for note in result.notes:
-            gr.Info(note)
-        rows = [
-            [i, m.name, round(m.start, 2), round(m.end, 2), round(m.score, 4), round(m.video_score, 4)]
-            for i, m in enumerate(result.moments, 1)
-        ]
-        gallery = [
-            (str(media[v.video_id][1]), f"{rank}. {v.name} ({v.video_score:.3f})")
-            for rank, v in enumerate(result.videos, 1)
-            if media[v.video_id][1] is not None
-        ]
-        top = result.moments[0] if result.moments else None
-        player = str(media[top.video_id][0]) if top else None
-        timing = " · ".join(f"{k} {v:.0f} ms" for k, v in result.timings.items())
-        status = f"{len(result.videos)} video(s), {len(result.moments)} moment(s) in {timing}"
         raw = result.to_dict()
         for v in raw["videos"]:
             v.pop("video_file", None)  # a server path: never shown to a visitor
-        last = {
-            "moments": [[m.video_id, m.start] for m in result.moments],
-            "media": {vid: str(paths[0]) for vid, paths in media.items()},
-            "current": top.video_id if top else None,
-        }
-        seek_t = round(top.start, 3) if top else 0.0
-        seek_name = Path(player).name if player else ""
-        return rows, curves_table(result.videos), player, gallery, status, raw, last, seek_t, seek_name
+        return results_html(result, media), curves_table(result.videos), raw
 
-    def play_selected(last, evt: gr.SelectData):
-        """A moment row: the same file seeks in place; another video is loaded, then seeks."""
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not last or not last["moments"] or row is None or int(row) >= len(last["moments"]):
-            return gr.skip(), gr.skip(), gr.skip(), last
-        video_id, start = last["moments"][int(row)]
-        path = last["media"][video_id]
-        player = gr.skip() if video_id == last["current"] else path
-        return player, round(start, 3), Path(path).name, {**last, "current": video_id}
-
-    def seek_plot(last, evt: gr.SelectData):
-        """A span brushed on the curves: seek the playing video to its start."""
-        if not last or not last.get("current") or not isinstance(evt.index, (list, tuple)):
-            return gr.skip(), gr.skip()
-        return round(float(evt.index[0]), 3), Path(last["media"][last["current"]]).name
+    def brushed_start(evt: gr.SelectData):
+        """A span brushed on the curves: its start, for the player to seek to (in the browser)."""
+        return round(float(evt.index[0]), 3) if isinstance(evt.index, (list, tuple)) else gr.skip()
 
     @gpu(SEARCH_SECONDS)
     def run_analysis(
@@ -226,10 +176,8 @@ def build_demo(service: AppService) -> gr.Blocks:
         with gr.Row():
             mode = gr.Dropdown(service.modes(), value=service.config.mode, label="Mode", scale=1)
             mode_text = gr.Markdown(banner(service.config.mode), elem_id="mode-banner")
-        last_result = gr.State(None)
         last_eval = gr.State(None)
         seek_t = gr.Number(visible=False)
-        seek_name = gr.Textbox(visible=False)
         with gr.Tab("Library"):
             files = gr.File(
                 file_count="multiple",
@@ -256,24 +204,20 @@ def build_demo(service: AppService) -> gr.Blocks:
                 n_moments = gr.Slider(1, 5, value=3, step=1, label="Moments per video")
                 source = gr.Radio(list(SOURCES), value="auto", label="Search in", visible=multi)
             gr.Examples(example_queries(), inputs=query, cache_examples=False)
-            search_status = gr.Markdown(elem_id="search-status")
-            with gr.Row():
-                player = gr.Video(
-                    label="Moment (select a row or brush the curves to jump)",
-                    elem_id="player",
-                    scale=1,
-                )
-                trust_playable(player, service.media_root)
-                gallery = gr.Gallery(label="Top videos", columns=3, height=220, scale=1)
-            moments = gr.Dataframe(
-                headers=MOMENT_COLUMNS, label="Moments", interactive=False, elem_id="moments"
+            # status, player, thumbnails and moments: one HTML block, re-rendered once per search
+            results = gr.HTML(
+                '<p id="search-status">Ask in words, or pick an example query.</p>',
+                elem_id="results",
+                js_on_load=RESULTS_JS,
+                css_template=RESULTS_CSS,
+                apply_default_css=False,
             )
             plot = gr.LinePlot(
                 x="time (s)",
                 y="importance",
                 color="video",
                 tooltip="all",
-                label="Importance over time (hover for values, brush a span to jump)",
+                label="Importance over time (hover for values, brush a span to jump; click a row or a thumbnail to play it)",
                 elem_id="result-plot",
                 height=260,
             )
@@ -319,17 +263,18 @@ def build_demo(service: AppService) -> gr.Blocks:
         search_args = dict(
             fn=search,
             inputs=[query, top_k, n_moments, mode, source, token],
-            outputs=[moments, plot, player, gallery, search_status, raw, last_result, seek_t, seek_name],
-            concurrency_id="search",
-            concurrency_limit=4,
+            outputs=[results, plot, raw],
+            show_progress="minimal",
+            # Gradio's queue costs a browser about 0.25 s per search (join, then results over a
+            # stream); a search is 10-100 ms of CPU, so it is answered directly, except on ZeroGPU,
+            # whose GPU calls go through the queue (there, at most 4 at once).
+            **(dict(concurrency_id="search", concurrency_limit=4) if on_zerogpu() else dict(queue=False)),
         )
-        seek = dict(fn=None, inputs=[seek_t, seek_name], outputs=None, js=SEEK_JS, api_name=False)
-        search_btn.click(**search_args, api_name="search").then(**seek)
-        query.submit(**search_args, api_name=False).then(**seek)
-        moments.select(
-            play_selected, [last_result], [player, seek_t, seek_name, last_result], **private
-        ).then(**seek)
-        plot.select(seek_plot, [last_result], [seek_t, seek_name], **private).then(**seek)
+        search_btn.click(**search_args, api_name="search")
+        query.submit(**search_args, api_name=False)
+        plot.select(brushed_start, None, seek_t, show_progress="hidden", **private).then(
+            None, seek_t, None, js="(t) => window.c2fSeek && window.c2fSeek(null, t)", **private
+        )
         ann_example.click(use_example_annotations, None, ann, **private)
         run_btn.click(
             run_analysis,

@@ -59,15 +59,19 @@ def test_upload_index_search_remove_and_bad_input(app, tmp_path):
     assert set(listed) == {"colours.mp4", "stream.ts"}
     assert listed["colours.mp4"][4] == "indexed" and listed["colours.mp4"][5] == "yes"
 
-    moments, _plot, player, gallery, status, raw, *_ = client.predict(
-        "a red wall", 3, 2, "tiny", api_name="/search"
-    )
-    assert rows(moments) and {r[1] for r in rows(moments)} <= {"colours.mp4", "stream.ts"}
+    html, curves, raw = client.predict("a red wall", 3, 2, "tiny", api_name="/search")
     raw = json.loads(raw) if isinstance(raw, str) else raw
+    assert raw["moments"] and {m["name"] for m in raw["moments"]} <= {"colours.mp4", "stream.ts"}
     by_name = {v["name"]: v for v in raw["videos"]}
     assert len(by_name["colours.mp4"]["importance"]) == 4
     assert "video_file" not in by_name["colours.mp4"], "a server path reached the visitor"
-    assert player and len(gallery) == 2 and "moment(s) in" in status
+    # one HTML block: the status, a player on the top moment's video opened at its start, a thumbnail
+    # per top video and a row per moment; one curve point per clip
+    top = raw["moments"][0]
+    assert f'#t={top["start"]:.3f}"' in html and html.count("<video ") == 1
+    assert html.count(".jpg") == 2 and html.count("<tr data-src=") == len(raw["moments"])
+    assert "moment(s) in" in html and "video_file" not in html
+    assert len(rows(curves)) == sum(len(v["importance"]) for v in raw["videos"])
 
     with pytest.raises(Exception, match="the query is empty"):
         client.predict("   ", 3, 2, "tiny", api_name="/search")

@@ -4,10 +4,12 @@ bounded load test (8 visitors x 10 searches while another visitor indexes) with 
 
 from __future__ import annotations
 
+import re
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from app_server import running_app
@@ -26,6 +28,17 @@ def rows(table):
     return table["data"] if isinstance(table, dict) else table
 
 
+def moment_names(raw) -> set[str]:
+    """Video names of a search's moments (its raw JSON result)."""
+    return {m["name"] for m in raw["moments"]}
+
+
+def player_file(url: str, html: str) -> tuple[str, str]:
+    """(server path, URL) of the video the results' player opens."""
+    src = re.search(r'<video [^>]*src="(gradio_api/file=[^"#]+)', html).group(1)
+    return unquote(src.split("=", 1)[1]), f"{url}/{src}"
+
+
 def status_of(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -39,15 +52,16 @@ def test_visitors_are_private_and_only_media_is_served(public_app, tmp_path):
     a = Client(url, verbose=False, download_files=False)
     b = Client(url, verbose=False, download_files=False)
     # a first visit searches the showcase at once (indexed at start-up)
-    moments, *_ = b.predict("a cyclist rides past a van", 3, 2, "tiny", api_name="/search")
-    assert {r[1] for r in rows(moments)} <= {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"}
+    *_, raw = b.predict("a cyclist rides past a van", 3, 2, "tiny", api_name="/search")
+    assert moment_names(raw) <= {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"}
 
     secret = make_video(tmp_path / "a_private.mp4", segments=[("red", 3), ("green", 3)])
     status, table, _ = a.predict([handle_file(str(secret))], "tiny", api_name="/index")
     assert status.startswith("1 video(s) added")
     (a_id,) = [r[0] for r in rows(table) if r[1] == "a_private.mp4"]
-    _, _, a_player, *_ = a.predict("a red wall", 3, 2, "tiny", api_name="/search")
-    assert a_player["path"].endswith(f"{a_id}.mp4") and status_of(a_player["url"]) == 200
+    a_html, *_ = a.predict("a red wall", 3, 2, "tiny", api_name="/search")
+    a_player_path, a_player_url = player_file(url, a_html)
+    assert a_player_path.endswith(f"{a_id}.mp4") and status_of(a_player_url) == 200
 
     # B sees nothing of A: not in its collection, not in its searches, cannot remove it
     b_texts = [str(b.predict("a red wall", 5, 3, "tiny", api_name="/search"))]
@@ -56,8 +70,8 @@ def test_visitors_are_private_and_only_media_is_served(public_app, tmp_path):
     assert all("a_private" not in t and a_id not in t for t in b_texts)
     with pytest.raises(Exception, match=a_id):  # the message names the id, not A's file
         b.predict(a_id, "tiny", api_name="/remove")
-    a_moments, *_ = a.predict("a red wall", 3, 2, "tiny", "my videos", api_name="/search")
-    assert {r[1] for r in rows(a_moments)} == {"a_private.mp4"}
+    *_, a_raw = a.predict("a red wall", 3, 2, "tiny", "my videos", api_name="/search")
+    assert moment_names(a_raw) == {"a_private.mp4"}
     # A's download of an evaluation of the examples is served from Gradio's cache, as a copy
     from c2f.ui.examples import example_annotations
 
@@ -65,7 +79,7 @@ def test_visitors_are_private_and_only_media_is_served(public_app, tmp_path):
         handle_file(str(example_annotations())), 5, "tiny", "examples", api_name="/evaluate"
     )[:3]
     assert "c2f-exports" not in a_export["path"] and status_of(a_export["url"]) == 200
-    a_folder = Path(a_player["path"]).parent.parent.name  # A's secret media folder
+    a_folder = Path(a_player_path).parent.parent.name  # A's secret media folder
     assert all(a_folder not in t for t in b_texts)
 
     # no catalog, index, feature or stored video file of anyone is served, through any route
@@ -91,9 +105,9 @@ def test_eight_visitors_search_while_another_indexes(public_app, tmp_path):
         c = Client(url, verbose=False, download_files=False)
         for i in range(10):
             try:
-                moments, *_ = c.predict(queries[(k + i) % 3], 5, 3, "tiny", api_name="/search")
+                *_, raw = c.predict(queries[(k + i) % 3], 5, 3, "tiny", api_name="/search")
                 with lock:
-                    answered.append(len(rows(moments)))
+                    answered.append(len(raw["moments"]))
             except Exception as exc:
                 with lock:
                     errors.append(str(exc)[:200])

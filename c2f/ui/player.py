@@ -1,27 +1,104 @@
-"""The demo's player: Gradio's video component without its per-call playability probe.
+"""The search results as one HTML block: status line, a player on the original video (opened at the
+best moment by a media fragment, `#t=start`), the top videos' thumbnails and the ranked moments.
 
-`gr.Video` runs ffprobe on every returned file (about 0.3 s on two busy cores); the files under
-`playable_root` were made browser-playable once, at indexing time, so they are passed through.
-(Wrapping the instance, not subclassing: a Gradio component subclass writes a .pyi stub file.)
+One block instead of a table, a gallery, a video and a status component: the browser renders one
+piece of HTML per search (the costly part of a search, in the browser, was updating many Svelte
+components). Clicking a moment row or a thumbnail seeks the player in the browser (RESULTS_JS), with no
+request to the server and no file cut. Media are served by Gradio from the media folder only
+(`gr.set_static_paths`); the browser caches them.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from urllib.parse import quote
 
-import gradio as gr
-from gradio.data_classes import FileData
+from c2f.search.types import SearchResult
+
+# js_on_load of the results block (runs once, when it mounts). window.c2fSeek(src, t): show `src`
+# (if given and another file) and jump to `t` seconds; the plot's brush calls it too. One delegated
+# click listener, so re-rendered rows need none of their own.
+RESULTS_JS = """
+window.c2fSeek = (src, t) => {
+  const v = document.querySelector('#player video');
+  if (!v || !Number.isFinite(t)) return;
+  const go = () => { v.currentTime = t; };
+  if (src && v.dataset.src !== src) {
+    v.dataset.src = src;
+    v.addEventListener('loadedmetadata', go, { once: true });
+    v.src = src + '#t=' + t;
+  } else if (v.readyState >= 1) { go(); } else { v.addEventListener('loadedmetadata', go, { once: true }); }
+};
+if (!element.dataset.c2fRows) {
+  element.dataset.c2fRows = '1';
+  element.addEventListener('click', (e) => {
+    const row = e.target.closest('[data-t]');
+    if (row) window.c2fSeek(row.dataset.src, parseFloat(row.dataset.t));
+  });
+}
+"""
+
+# Scoped by Gradio to the results block.
+RESULTS_CSS = """
+.c2f-videos { display: flex; gap: 8px; flex-wrap: wrap; margin: 6px 0; }
+.c2f-videos button { border: 1px solid #8884; border-radius: 6px; padding: 4px; background: none;
+  cursor: pointer; font-size: 12px; text-align: left; max-width: 180px; }
+.c2f-videos img { display: block; height: 90px; width: auto; }
+video { width: 100%; max-height: 360px; background: #000; }
+table { width: 100%; border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 6px; border-bottom: 1px solid #8884; text-align: left; }
+tbody tr { cursor: pointer; }
+tbody tr:hover { background: rgba(100, 140, 220, 0.12); }
+"""
+
+MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
 
 
-def trust_playable(player: gr.Video, playable_root: Path) -> gr.Video:
-    """Make `player` pass files under `playable_root` through without probing them."""
-    root = Path(playable_root).resolve()
-    probe_and_convert = player.postprocess
+def media_url(path: Path) -> str:
+    """The URL under which Gradio serves a file of the media folder (relative: works under a proxy)."""
+    return "gradio_api/file=" + quote(str(path))
 
-    def postprocess(value):
-        if isinstance(value, (str, Path)) and Path(value).resolve().is_relative_to(root):
-            return FileData(path=str(value), orig_name=Path(value).name)
-        return probe_and_convert(value)
 
-    player.postprocess = postprocess
-    return player
+def status_line(result: SearchResult) -> str:
+    timing = " · ".join(f"{k} {v:.0f} ms" for k, v in result.timings.items())
+    return f"“{result.query}”: {len(result.videos)} video(s), {len(result.moments)} moment(s) in {timing}"
+
+
+def results_html(result: SearchResult, media: dict[str, tuple[Path, Path | None]]) -> str:
+    """One search's results; `media` maps each result video's id to (playable video, thumbnail)."""
+    esc = html.escape
+    parts = [f'<p id="search-status">{esc(status_line(result))}</p>']
+    parts += [f'<p class="c2f-note">{esc(note)}</p>' for note in result.notes]
+    top = result.moments[0] if result.moments else None
+    if top is not None:
+        src = esc(media_url(media[top.video_id][0]))
+        parts.append(
+            f'<div id="player"><video controls preload="metadata" playsinline data-src="{src}" '
+            f'src="{src}#t={top.start:.3f}"></video></div>'
+        )
+    best = {}  # video id -> its best moment's start
+    for m in result.moments:
+        best.setdefault(m.video_id, m.start)
+    cards = []
+    for rank, v in enumerate(result.videos, 1):
+        video, thumb = media[v.video_id]
+        img = f'<img src="{esc(media_url(thumb))}" alt="" loading="lazy">' if thumb is not None else ""
+        cards.append(
+            f'<button type="button" data-src="{esc(media_url(video))}" data-t="{best.get(v.video_id, 0.0):.3f}">'
+            f"{img}{rank}. {esc(v.name)} ({v.video_score:.3f})</button>"
+        )
+    if cards:
+        parts.append(f'<div class="c2f-videos">{"".join(cards)}</div>')
+    head = "".join(f"<th>{c}</th>" for c in MOMENT_COLUMNS)
+    rows = "".join(
+        f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}"><td>{rank}</td>'
+        f"<td>{esc(m.name)}</td><td>{m.start:.2f}</td><td>{m.end:.2f}</td><td>{m.score:.4f}</td>"
+        f"<td>{m.video_score:.4f}</td></tr>"
+        for rank, m in enumerate(result.moments, 1)
+    )
+    parts.append(f'<table id="moments"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
+    return "\n".join(parts)
+
+
+__all__ = ["MOMENT_COLUMNS", "RESULTS_CSS", "RESULTS_JS", "media_url", "results_html", "status_line"]

@@ -3,6 +3,7 @@ work needs (indexing time grows with the length of the uploaded videos)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,11 @@ def index_seconds(paths: list[str | Path]) -> int:
         except (C2FError, OSError):
             continue  # refused later, with its reason; costs nothing here
     return int(min(MAX_SECONDS, BASE_SECONDS + INDEX_SECONDS_PER_VIDEO_MINUTE * minutes))
+
+
+def on_zerogpu() -> bool:
+    """True on a ZeroGPU Space (the platform sets SPACES_ZERO_GPU, as the `spaces` package reads it)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 def gpu(duration: int | Callable[..., int]):
