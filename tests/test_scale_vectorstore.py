@@ -88,3 +88,20 @@ def test_library_on_milvus_searches_like_faiss(tmp_path):
     assert removed not in {v.video_id for v in reopened.search("red", backend="tiny", top_k_videos=3).videos}
     with pytest.raises(LibraryError, match="keeps its vectors in milvus://"):
         Library(tmp_path / "milvus", vector_store="faiss")
+
+
+def test_a_video_killed_mid_insert_is_not_listed_and_is_cleaned(tmp_path):
+    rng = np.random.default_rng(1)
+    data = _videos(rng, 3, 16)
+    store = MilvusClipIndex(str(tmp_path / "k.db"), 16, "fp")
+    store.add_many(data)
+    # a run killed after marking video 99 pending and inserting some of its clips
+    store._mark(99, -1)
+    v = rng.standard_normal((5, 16)).astype(np.float32)
+    store._client.insert(store.collection, [{"id": (99 << 24) | c, "video": 99, "clip": c, "vec": v[c]} for c in range(2)])
+    store.save(tmp_path / "p")
+    reopened = MilvusClipIndex.load(tmp_path / "p")
+    assert 99 not in reopened and reopened.video_keys() == sorted(data)
+    reopened.add(99, v)  # added again, whole
+    assert reopened.clip_scores(v[4], 99).shape == (5,)
+    assert reopened.search_videos(v[4], 1)[0][0].video_key == 99

@@ -11,8 +11,8 @@ Where the vectors live is a URI:
   milvus://HOST:PORT          a Milvus server or cluster (the same client; data on its nodes)
 
 A video is listed (`in`, `video_keys`) only once all its clips are stored: its row in a small
-videos collection is written after its clips, so a run killed mid-insert leaves nothing half
-listed (its clips are replaced when it is added again). Saved index versions hold only a pointer
+videos collection says "pending" (-1 clips) while they are inserted and its count after, so a run
+killed mid-insert leaves nothing half listed (the next open deletes a pending video's clips). Saved index versions hold only a pointer
 (store.json) to the collection: the data lives in Milvus.
 """
 
@@ -110,6 +110,7 @@ class MilvusClipIndex:
         return self.collection + "_videos"
 
     def _read_videos(self) -> dict[int, int]:
+        """{video key: clips} of the complete videos; the clips of pending ones (a killed run) are deleted."""
         lengths: dict[int, int] = {}
         last = -1
         while True:  # paged by key: one query's result is capped
@@ -117,10 +118,18 @@ class MilvusClipIndex:
                 self._videos, filter=f"id > {last}", output_fields=["id", "clips"], limit=_PAGE
             )
             if not rows:
-                return dict(sorted(lengths.items()))
+                break
             for r in rows:
                 lengths[int(r["id"])] = int(r["clips"])
             last = max(int(r["id"]) for r in rows)
+        for key in [k for k, n in lengths.items() if n < 0]:
+            self._client.delete(self.collection, filter=f"video == {key}")
+            self._client.delete(self._videos, ids=[key])
+            del lengths[key]
+        return dict(sorted(lengths.items()))
+
+    def _mark(self, key: int, clips: int) -> None:
+        self._client.upsert(self._videos, [{"id": key, "clips": clips, "unused": [0.0, 0.0]}])
 
     # --- state -----------------------------------------------------------------------------------
     @property
@@ -152,7 +161,7 @@ class MilvusClipIndex:
                 raise ClipIndexError(f"video {key}: {len(v)} clips is more than the store takes")
         for key, v in videos.items():
             key = int(key)
-            self._client.delete(self.collection, filter=f"video == {key}")  # leftovers of a killed run
+            self._mark(key, -1)  # pending until every clip is in
             v = np.asarray(v, np.float32)
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # (N, dim)
             for start in range(0, len(v), _PAGE):
@@ -161,7 +170,7 @@ class MilvusClipIndex:
                     for c in range(start, min(start + _PAGE, len(v)))
                 ]
                 self._client.insert(self.collection, rows)
-            self._client.upsert(self._videos, [{"id": key, "clips": len(v), "unused": [0.0, 0.0]}])
+            self._mark(key, len(v))
             self._lengths[key] = len(v)
 
     def remove(self, video_key: int) -> None:
