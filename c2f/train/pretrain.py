@@ -177,6 +177,12 @@ def vsm_loss(
     )
 
 
+def _window(values: list[float]) -> int:
+    """Steps averaged at each end of a task's loss curve: up to 20, never overlapping (a rarely
+    drawn task would otherwise report the same mean first and last)."""
+    return max(1, min(20, len(values) // 2))
+
+
 @dataclass
 class PretrainSettings:
     steps: int = 1000
@@ -234,8 +240,8 @@ def pretrain_model(
         "steps": settings.steps,
         "videos": len(videos),
         "data": data_note,
-        "first_loss": {t: round(float(np.mean(v[:20])), 4) for t, v in losses.items() if v},
-        "last_loss": {t: round(float(np.mean(v[-20:])), 4) for t, v in losses.items() if v},
+        "first_loss": {t: round(float(np.mean(v[: _window(v)])), 4) for t, v in losses.items() if v},
+        "last_loss": {t: round(float(np.mean(v[-_window(v) :])), 4) for t, v in losses.items() if v},
         "settings": asdict(settings),
     }
     if out_dir:
