@@ -42,11 +42,22 @@ def parse_args() -> argparse.Namespace:
         default=bool(env("SPACE_ID")) or env("C2F_MULTI_USER", "0") == "1",
         help="a private library per visitor and a shared read-only showcase (default on a Space)",
     )
+    p.add_argument(
+        "--cache-examples",
+        action=argparse.BooleanOptionalAction,
+        default=env("C2F_CACHE_EXAMPLES", "1" if env("SPACE_ID") else "0") == "1",
+        help="cache the example queries' results over the showcase on first use (--multi-user only; "
+        "default on a Space)",
+    )
     return p.parse_args()
 
 
-def build_demo(service: AppService) -> gr.Blocks:
+def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
+    """The demo's page. `cache_examples`: the example queries search the read-only showcase, the
+    same for every visitor, and Gradio keeps each one's result after its first use (multi-user only:
+    a local library changes with every upload, so its results cannot be kept)."""
     multi = service.config.multi_user
+    cache_examples = cache_examples and multi
 
     def fail(exc: Exception):
         raise gr.Error(public_text(str(exc)), print_exception=False)
@@ -106,17 +117,28 @@ def build_demo(service: AppService) -> gr.Blocks:
             fail(exc)
         return (msg, *refreshed(mode, token, request))
 
-    @gpu(SEARCH_SECONDS)
-    def search(query, top_k, moments, mode, source="auto", token=None, request: gr.Request = None):
-        try:
-            result, coll = service.search(mode, query, top_k, moments, who(token, request), source)
-            media = {v.video_id: service.media(coll, v.video_id) for v in result.videos}
-        except C2FError as exc:
-            fail(exc)
+    def shown(result, coll):
+        """A search's outputs: the results block, the curves and the raw result (no server path)."""
+        media = {v.video_id: service.media(coll, v.video_id) for v in result.videos}
         raw = result.to_dict()
         for v in raw["videos"]:
             v.pop("video_file", None)  # a server path: never shown to a visitor
         return results_html(result, media), curves_table(result.videos), raw
+
+    @gpu(SEARCH_SECONDS)
+    def search(query, top_k, moments, mode, source="auto", token=None, request: gr.Request = None):
+        try:
+            return shown(*service.search(mode, query, top_k, moments, who(token, request), source))
+        except C2FError as exc:
+            fail(exc)
+
+    @gpu(SEARCH_SECONDS)
+    def search_example(query, top_k, moments, mode, _source="examples"):
+        """An example query: always over the showcase, whoever asks (the example sets 'Search in')."""
+        try:
+            return shown(*service.search_showcase(mode, query, top_k, moments))
+        except C2FError as exc:
+            fail(exc)
 
     def brushed_start(evt: gr.SelectData):
         """A span brushed on the curves: its start, for the player to seek to (in the browser)."""
@@ -203,7 +225,6 @@ def build_demo(service: AppService) -> gr.Blocks:
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Videos (coarse top-k)")
                 n_moments = gr.Slider(1, 5, value=3, step=1, label="Moments per video")
                 source = gr.Radio(list(SOURCES), value="auto", label="Search in", visible=multi)
-            gr.Examples(example_queries(), inputs=query, cache_examples=False)
             # status, player, thumbnails and moments: one HTML block, re-rendered once per search
             results = gr.HTML(
                 '<p id="search-status">Ask in words, or pick an example query.</p>',
@@ -211,6 +232,7 @@ def build_demo(service: AppService) -> gr.Blocks:
                 js_on_load=RESULTS_JS,
                 css_template=RESULTS_CSS,
                 apply_default_css=False,
+                render=False,
             )
             plot = gr.LinePlot(
                 x="time (s)",
@@ -220,9 +242,26 @@ def build_demo(service: AppService) -> gr.Blocks:
                 label="Importance over time (hover for values, brush a span to jump; click a row or a thumbnail to play it)",
                 elem_id="result-plot",
                 height=260,
+                render=False,
             )
+            raw = gr.JSON(render=False)
+            if cache_examples:
+                gr.Examples(
+                    [[q, 5, 3, service.config.mode, "examples"] for q in example_queries()],
+                    inputs=[query, top_k, n_moments, mode, source],
+                    example_labels=example_queries(),
+                    outputs=[results, plot, raw],
+                    fn=search_example,
+                    cache_examples=True,
+                    cache_mode="lazy",
+                    api_visibility="private",
+                )
+            else:  # the example fills the query box; Search runs it on the visitor's library
+                gr.Examples(example_queries(), inputs=query, cache_examples=False)
+            results.render()
+            plot.render()
             with gr.Accordion("Raw result (JSON)", open=False):
-                raw = gr.JSON()
+                raw.render()
         with gr.Tab("Error analysis"):
             gr.Markdown(
                 "Load TVR-format annotations (`vid_name`, `ts`, `desc`, `desc_id`, `type`) for videos of the "
@@ -300,7 +339,7 @@ def main() -> None:
     )
     service = AppService(config)
     service.start(args.mode)
-    demo = build_demo(service)
+    demo = build_demo(service, cache_examples=args.cache_examples)
     demo.queue(default_concurrency_limit=2, max_size=64)
     # Served to browsers: the media folder only (playable copies and thumbnails, under names that
     # are secret per visitor), never the libraries' catalogs, indexes or features.

@@ -1,10 +1,17 @@
 """Latency of the demo as visitors feel it (tiny mode, 2 CPU cores): prints one JSON object.
 
 - single-visitor server p50: one `/search` through gradio_client, request to answer;
-- single-visitor browser p50: Chromium clicks Search until the status line, player and curves show;
+- single-visitor browser p50: Chromium, from the click on Search to the last change of the page
+  caused by it (status, player, thumbnails, moments, curves: measured in the page, no change for
+  0.6 s after it);
 - loaded p50/p95: N visitors search at once while another visitor indexes a video; errors counted.
 
+--baseline DIR runs the demo of another source tree (e.g. `git archive OLD | tar -x -C DIR`) at the
+same time and interleaves its single-visitor searches with this tree's (same load, A/B): on a shared
+machine compare the two medians, not absolute values.
+
 Run: .venv/bin/python benchmarks/app_latency.py [--visitors 8] [--searches 10] [--no-browser]
+     [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,37 +49,47 @@ def timed_search(client: Client, query: str) -> float:
     return time.perf_counter() - t0
 
 
-def browser_p50(url: str, n: int) -> float:
+# Installed once per page: the time of the page's last DOM change.
+WATCH_JS = """() => { window.__c2fLast = performance.now();
+  new MutationObserver(() => { window.__c2fLast = performance.now(); })
+    .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+CLICK_JS = """() => { const s = document.querySelector('#search-status');
+  window.__c2fOld = s ? s.innerText : ''; const t = performance.now();
+  document.querySelector('#search-btn').click(); return t; }"""
+STATUS_CHANGED_JS = """() => { const s = document.querySelector('#search-status');
+  return s && s.innerText.includes('moment(s)') && s.innerText !== window.__c2fOld; }"""
+
+
+def browser_p50s(urls: dict[str, str], n: int) -> dict[str, float]:
+    """Browser p50 (ms) of each app, their searches interleaved (order alternating)."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in urls}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(url)
-        page.get_by_role("tab", name="Search").click()
-        status = page.locator("#search-status")
+        pages = {}
+        for name, url in urls.items():
+            page = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
+            page.goto(url)
+            page.get_by_role("tab", name="Search").click()
+            page.evaluate(WATCH_JS)
+            pages[name] = page
         for i in range(n + 1):
-            before = status.inner_text() if status.count() else ""
-            page.locator("#query textarea").fill(f"{QUERIES[i % len(QUERIES)]} {i}")
-            t0 = time.perf_counter()
-            page.locator("#search-btn").click()
-            page.wait_for_function(
-                "old => { const s = document.querySelector('#search-status');"
-                " return s && s.innerText.includes('moment(s)') && s.innerText !== old; }",
-                arg=before,
-                timeout=60_000,
-            )
-            page.locator("#player video").wait_for(state="visible", timeout=60_000)
-            page.locator("#result-plot").wait_for(state="visible", timeout=60_000)
-            if i:  # the first search warms the page up
-                times.append(time.perf_counter() - t0)
+            for name in list(pages)[:: 1 if i % 2 == 0 else -1]:
+                page = pages[name]
+                page.locator("#query textarea").fill(f"{QUERIES[i % len(QUERIES)]} {i}")
+                page.wait_for_timeout(300)
+                t0 = page.evaluate(CLICK_JS)
+                page.wait_for_function(STATUS_CHANGED_JS, timeout=60_000, polling=20)
+                page.wait_for_function("() => performance.now() - window.__c2fLast > 600", timeout=60_000)
+                if i:  # the first search warms the page up
+                    times[name].append((page.evaluate("() => window.__c2fLast") - t0) / 1000)
         browser.close()
-    return pct(times, 0.5)
+    return {name: pct(t, 0.5) for name, t in times.items()}
 
 
 def main() -> None:
@@ -83,6 +101,7 @@ def main() -> None:
     p.add_argument("--browser", type=int, default=8)
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--multi-user", action="store_true", help="run the app as on a public Space")
+    p.add_argument("--baseline", type=Path, help="another source tree, measured alongside (A/B)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="c2f-bench-"))
     videos = [
@@ -91,18 +110,35 @@ def main() -> None:
     ]
     extra = make_video(work / "late.mp4", segments=[("yellow", 4), ("black", 4)])
     out: dict = {"videos": args.videos, "visitors": args.visitors, "searches_each": args.searches}
-    (work / "lib").mkdir()
     out["multi_user"] = args.multi_user
-    with running_app(work / "lib" / "library", extra=["--multi-user"] if args.multi_user else []) as url:
+    extra_args = ["--multi-user"] if args.multi_user else []
+    with ExitStack() as apps:
+        trees = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        urls = {}
+        for name, tree in trees.items():
+            (work / name).mkdir()
+            urls[name] = apps.enter_context(running_app(work / name / "library", extra=extra_args, root=tree))
+        url = urls["this"]
         # one visitor indexes videos and searches alone; the browser searches the same library
         # (single-user) or the showcase (multi-user)
-        owner = Client(url, verbose=False, download_files=False)
-        owner.predict([handle_file(str(v)) for v in videos], "tiny", api_name="/index")
-        timed_search(owner, "warm up")
-        single = [timed_search(owner, QUERIES[i % len(QUERIES)]) for i in range(args.single)]
-        out["single_server_p50_ms"] = pct(single, 0.5)
+        clients = {}
+        for name, u in urls.items():
+            clients[name] = Client(u, verbose=False, download_files=False)
+            clients[name].predict([handle_file(str(v)) for v in videos], "tiny", api_name="/index")
+            timed_search(clients[name], "warm up")
+        single: dict[str, list[float]] = {name: [] for name in urls}
+        for i in range(args.single):
+            for name, c in clients.items():
+                single[name].append(timed_search(c, QUERIES[i % len(QUERIES)]))
+        out["single_server_p50_ms"] = pct(single["this"], 0.5)
+        if args.baseline:
+            out["baseline"] = str(args.baseline)
+            out["baseline_single_server_p50_ms"] = pct(single["baseline"], 0.5)
         if not args.no_browser:
-            out["single_browser_p50_ms"] = browser_p50(url, args.browser)
+            browser = browser_p50s(urls, args.browser)
+            out["single_browser_p50_ms"] = browser["this"]
+            if args.baseline:
+                out["baseline_single_browser_p50_ms"] = browser["baseline"]
 
         errors: list[str] = []
         loaded: list[float] = []

@@ -21,13 +21,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(library: Path, extra: list[str] | None = None, env: dict | None = None):
+def running_app(
+    library: Path, extra: list[str] | None = None, env: dict | None = None, root: Path = ROOT
+):
+    """The demo of the source tree `root` (default: this one), serving `library`; yields its URL."""
     port = free_port()
     log = open(library.parent / "app.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "app.py"),
+            str(root / "app.py"),
             "--mode",
             "tiny",
             "--library",
@@ -39,7 +42,7 @@ def running_app(library: Path, extra: list[str] | None = None, env: dict | None 
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
-        cwd=ROOT,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -147,3 +147,27 @@ def test_analysis_keys_videos_by_id(tmp_path):
     assert any("2 videos are named 'v2'" in why for _, why in ev.skipped)
     assert len(ev.predictions.video2idx) == 3  # three videos, two of them named v2.mp4
     assert {row[0] for row in service.table("tiny")} == set(ev.predictions.video2idx)
+
+
+def test_longer_examples_come_from_the_preloaded_hub_dataset(tmp_path, monkeypatch):
+    """A Space preloads C2F_EXAMPLES_REPO (README `preload_from_hub`) into the Hub cache: its videos
+    join the showcase's, its queries.json the example queries; unset or not preloaded, the bundled
+    examples alone (the cache is only read, never the network)."""
+    from c2f.ui.examples import example_queries, example_videos
+
+    bundled_videos, bundled_queries = example_videos(), example_queries()
+    repo = tmp_path / "hub" / "datasets--someone--c2f-examples"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    (snapshot / "films").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    (snapshot / "films" / "long_film.mp4").write_bytes(b"\0")
+    (snapshot / "notes.txt").write_text("not a video")
+    (snapshot / "queries.json").write_text(json.dumps(["a dog catches a ball"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("C2F_EXAMPLES_REPO", "someone/c2f-examples")
+    assert example_videos(tmp_path / "hub") == [*bundled_videos, snapshot / "films" / "long_film.mp4"]
+    assert example_queries(tmp_path / "hub") == [*bundled_queries, "a dog catches a ball"]
+    monkeypatch.setenv("C2F_EXAMPLES_REPO", "someone/not-preloaded")
+    assert example_videos(tmp_path / "hub") == bundled_videos
+    assert example_queries(tmp_path / "hub") == bundled_queries

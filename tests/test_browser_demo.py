@@ -66,7 +66,9 @@ def test_browser_showcase_seek_private_collection(tmp_path):
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     upload = make_video(tmp_path / "my_holiday.mp4", segments=[("red", 3), ("blue", 3)])
-    with running_app(tmp_path / "library", extra=["--multi-user"]) as url, sync_playwright() as pw:
+    cache = tmp_path / "examples_cache"
+    env = {"C2F_CACHE_EXAMPLES": "1", "GRADIO_EXAMPLES_CACHE": str(cache)}
+    with running_app(tmp_path / "library", extra=["--multi-user"], env=env) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -125,4 +127,17 @@ def test_browser_showcase_seek_private_collection(tmp_path):
         bob.get_by_role("tab", name="Library").click()
         expect(bob.locator("#collection")).not_to_contain_text("my_holiday.mp4")
         assert "my_holiday" not in bob.content()
+
+        # an example query searches the showcase, kept after its first use: Bob's click fills the
+        # cache, Alice (who has videos of her own) gets the same showcase results from it
+        example = "a taxi in busy city traffic"
+        shown = []
+        for page in (bob, alice):
+            page.get_by_role("tab", name="Search").click()
+            page.get_by_text(example, exact=True).first.click()
+            expect(page.locator("#search-status")).to_contain_text(example, timeout=30_000)
+            shown.append(page.locator("#moments").inner_text())
+            if page is bob:
+                assert any(cache.rglob("*")), "the example's result was not kept"
+        assert shown[0] == shown[1] and "my_holiday" not in shown[1]
         browser.close()

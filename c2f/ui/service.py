@@ -364,10 +364,19 @@ class AppService:
     ) -> tuple[SearchResult, Collection]:
         src = self.source(mode, who, source)
         coll = self.showcase(mode) if src == SHOWCASE else self.collection(mode, src)
-        result = coll.library.search(
+        return self._search(coll, mode, query, top_k, moments), coll
+
+    def search_showcase(
+        self, mode: str, query: str, top_k: int = 5, moments: int = 3
+    ) -> tuple[SearchResult, Collection]:
+        """A search of the read-only showcase: the same answer for every visitor (it may be cached)."""
+        coll = self.showcase(mode)
+        return self._search(coll, mode, query, top_k, moments), coll
+
+    def _search(self, coll: Collection, mode: str, query: str, top_k: int, moments: int) -> SearchResult:
+        return coll.library.search(
             query, self.backend(mode), top_k_videos=int(top_k), moments_per_video=int(moments)
         )
-        return result, coll
 
     def evaluate(
         self,
