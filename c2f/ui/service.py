@@ -89,6 +89,9 @@ class AppService:
         self._collections: dict[tuple[str, str], Collection] = {}
         self._lock = threading.Lock()  # guards the dicts above only; never held while working
         self._showcase_lock = threading.Lock()
+        # (media folder, video id) -> its playable copy and thumbnail, once made: a search then
+        # costs one stat per video instead of catalog reads
+        self._media_made: dict[tuple[Path, str], tuple[Path, Path | None]] = {}
 
     @property
     def media_root(self) -> Path:
@@ -208,6 +211,8 @@ class AppService:
             with self._lock:
                 for key in [k for k in self._collections if k[1] in removed]:
                     del self._collections[key]
+                for key in [k for k in list(self._media_made) if not k[0].is_dir()]:
+                    self._media_made.pop(key, None)
         return removed
 
     def prepare_showcase(self, mode: str, progress: Callable | None = None) -> IndexOutcome:
@@ -228,6 +233,9 @@ class AppService:
 
     def media(self, coll: Collection, video_id: str) -> tuple[Path, Path | None]:
         """(playable video, thumbnail or None) of one video of the collection."""
+        made = self._media_made.get((coll.media, video_id))
+        if made is not None and made[0].is_file():  # (a removed video takes its media with it)
+            return made
         rec = coll.library.get(video_id)
         src = coll.library.video_path(video_id)
         video = playable_copy(src, coll.media, video_id)
@@ -235,6 +243,7 @@ class AppService:
             thumb = thumbnail(video, 0.3 * (rec.duration or 0.0), coll.media / f"{video_id}.jpg")
         except C2FError:
             thumb = None
+        self._media_made[(coll.media, video_id)] = (video, thumb)
         return video, thumb
 
     # --- library -----------------------------------------------------------------------------------
