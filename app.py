@@ -15,6 +15,7 @@ import gradio as gr
 
 from c2f.errors import C2FError
 from c2f.ui.examples import example_annotations, example_queries, example_videos
+from c2f.ui.media_route import add_media_route
 from c2f.ui.player import RESULTS_CSS, RESULTS_JS, results_html
 from c2f.ui.plots import curves_table, results_figure
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
@@ -341,16 +342,18 @@ def main() -> None:
     service.start(args.mode)
     demo = build_demo(service, cache_examples=args.cache_examples)
     demo.queue(default_concurrency_limit=2, max_size=64)
-    # Served to browsers: the media folder only (playable copies and thumbnails, under names that
-    # are secret per visitor), never the libraries' catalogs, indexes or features.
-    gr.set_static_paths([str(service.media_root)])
     demo.launch(
         server_name=args.host,
         server_port=args.port,
         # Gradio refuses a whole batch over its limit: twice ours, so the service refuses a big file alone.
         max_file_size=f"{2 * args.max_upload_mb}mb",
         show_error=False,
+        prevent_thread_lock=True,
     )
+    # Served to browsers: the media folder only (playable copies and thumbnails, under names that
+    # are secret per visitor), by our own route, never the libraries' catalogs, indexes or features.
+    add_media_route(demo.app, service.media_root)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ bad input alone refused, remove by id, error analysis on the bundled examples at
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,15 @@ def test_upload_index_search_remove_and_bad_input(app, tmp_path):
     assert f'#t={top["start"]:.3f}"' in html and html.count("<video ") == 1
     assert html.count(".jpg") == 2 and html.count("<tr data-src=") == len(raw["moments"])
     assert "moment(s) in" in html and "video_file" not in html
+    # media by opaque names only (no server path in the page or the JSON), played with Range requests
+    _, root = app
+    for text in (html, json.dumps(raw)):
+        assert str(root) not in text and "/tmp" not in text and str(Path.home()) not in text
+    src = re.search(r'<video [^>]*src="(c2f-media/local/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.mp4)#', html).group(1)
+    request = urllib.request.Request(f"{url}/{src}", headers={"Range": "bytes=10-49"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        on_disk = (root / "library" / "media").joinpath(*src.split("/")[1:])
+        assert r.status == 206 and r.read() == on_disk.read_bytes()[10:50]
     assert len(rows(curves)) == sum(len(v["importance"]) for v in raw["videos"])
 
     with pytest.raises(Exception, match="the query is empty"):

@@ -4,17 +4,18 @@ best moment by a media fragment, `#t=start`), the top videos' thumbnails and the
 One block instead of a table, a gallery, a video and a status component: the browser renders one
 piece of HTML per search (the costly part of a search, in the browser, was updating many Svelte
 components). Clicking a moment row or a thumbnail seeks the player in the browser (RESULTS_JS), with no
-request to the server and no file cut. Media are served by Gradio from the media folder only
-(`gr.set_static_paths`); the browser caches them.
+request to the server and no file cut. Media are served from the media folder only, by the demo's
+own route under opaque names (c2f.ui.media_route: no server path reaches the browser); the browser
+caches them.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from urllib.parse import quote
 
 from c2f.search.types import SearchResult
+from c2f.ui.media_route import media_url
 
 # js_on_load of the results block (runs once, when it mounts). window.c2fSeek(src, t): show `src`
 # (if given and another file) and jump to `t` seconds; the plot's brush calls it too. One delegated
@@ -53,11 +54,6 @@ tbody tr:hover { background: rgba(100, 140, 220, 0.12); }
 """
 
 MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
-
-
-def media_url(path: Path) -> str:
-    """The URL under which Gradio serves a file of the media folder (relative: works under a proxy)."""
-    return "gradio_api/file=" + quote(str(path))
 
 
 def status_line(result: SearchResult) -> str:
