@@ -16,10 +16,11 @@ import gradio as gr
 from c2f.errors import C2FError
 from c2f.ui.examples import example_annotations, example_queries, example_videos
 from c2f.ui.media_route import add_media_route
-from c2f.ui.player import RESULTS_CSS, RESULTS_JS, results_html
+from c2f.ui.player import RESULTS_CSS, RESULTS_JS, media_url, results_html
 from c2f.ui.plots import curves_table, results_figure
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
 from c2f.ui.text import public_text
+from c2f.ui.transcript import TRANSCRIPT_CSS, result_transcript_html
 from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds, on_zerogpu
 
 LIBRARY_COLUMNS = ["id", "name", "duration (s)", "clips", "status", "subtitles", "error"]
@@ -93,7 +94,9 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
         return index_seconds([f if isinstance(f, str) else f.name for f in (files or [])])
 
     @gpu(index_gpu_seconds)
-    def index_files(files, mode, token=None, request: gr.Request = None, progress=gr.Progress()):
+    def index_files(
+        files, mode, token=None, transcribe=False, request: gr.Request = None, progress=gr.Progress()
+    ):
         paths = [f if isinstance(f, str) else f.name for f in (files or [])]
         try:
             outcome = service.index(
@@ -101,6 +104,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 paths,
                 progress=lambda name, v, overall: progress(overall, desc=f"{name}: {v:.0%}"),
                 who=who(token, request),
+                transcribe=bool(transcribe),
             )
         except C2FError as exc:
             fail(exc)
@@ -109,7 +113,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
         return (public_text(outcome.summary()), *refreshed(mode, token, request))
 
     def add_examples(mode, token=None, request: gr.Request = None, progress=gr.Progress()):
-        return index_files([str(p) for p in example_videos()], mode, token, request, progress)
+        return index_files([str(p) for p in example_videos()], mode, token, request=request, progress=progress)
 
     def remove_video(video_id, mode, token=None, request: gr.Request = None):
         try:
@@ -124,12 +128,16 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
         raw = result.to_dict()
         for v in raw["videos"]:
             v.pop("video_file", None)  # a server path: never shown to a visitor
-        return results_html(result, media), curves_table(result.videos), raw
+        urls = {video_id: media_url(video) for video_id, (video, _) in media.items()}
+        words = result_transcript_html(coll.library, result, urls)  # under the player: the moment's words
+        return results_html(result, media) + words, curves_table(result.videos), raw
 
     @gpu(SEARCH_SECONDS)
-    def search(query, top_k, moments, mode, source="auto", token=None, request: gr.Request = None):
+    def search(
+        query, top_k, moments, mode, source="auto", token=None, match="visual", request: gr.Request = None
+    ):
         try:
-            return shown(*service.search(mode, query, top_k, moments, who(token, request), source))
+            return shown(*service.search(mode, query, top_k, moments, who(token, request), source, match))
         except C2FError as exc:
             fail(exc)
 
@@ -208,6 +216,9 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
             )
             with gr.Row():
                 index_btn = gr.Button("Index uploaded files", variant="primary")
+                transcribe = gr.Checkbox(
+                    False, label="Transcribe speech (Whisper) for videos without subtitles", elem_id="transcribe"
+                )
                 examples_btn = gr.Button("Add the example videos", elem_id="add-examples", visible=not multi)
             index_status = gr.Markdown(elem_id="index-status")
             table = gr.Dataframe(
@@ -226,12 +237,13 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Videos (coarse top-k)")
                 n_moments = gr.Slider(1, 5, value=3, step=1, label="Moments per video")
                 source = gr.Radio(list(SOURCES), value="auto", label="Search in", visible=multi)
+                match = gr.Radio(["visual", "speech", "both"], value="visual", label="Match what is", elem_id="match")
             # status, player, thumbnails and moments: one HTML block, re-rendered once per search
             results = gr.HTML(
                 '<p id="search-status">Ask in words, or pick an example query.</p>',
                 elem_id="results",
                 js_on_load=RESULTS_JS,
-                css_template=RESULTS_CSS,
+                css_template=RESULTS_CSS + TRANSCRIPT_CSS,
                 apply_default_css=False,
                 render=False,
             )
@@ -289,7 +301,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
         )
         index_btn.click(
             index_files,
-            [files, mode, token],
+            [files, mode, token, transcribe],
             library_outputs,
             api_name="index",
             concurrency_id="index",
@@ -302,7 +314,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
         remove_btn.click(remove_video, [to_remove, mode, token], library_outputs, api_name="remove")
         search_args = dict(
             fn=search,
-            inputs=[query, top_k, n_moments, mode, source, token],
+            inputs=[query, top_k, n_moments, mode, source, token, match],
             outputs=[results, plot, raw],
             show_progress="minimal",
             # Gradio's queue costs a browser about 0.25 s per search (join, then results over a

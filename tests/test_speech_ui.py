@@ -47,3 +47,21 @@ def test_result_transcript_is_the_best_moments_video(tmp_path):
 
 def test_no_words_block():
     assert "no words" in transcript_html("x.mp4", [], None, "u", (0.0, 1.0))
+
+
+def test_service_transcribes_on_upload_and_searches_speech(tmp_path):
+    from speechgen import make_speech_video
+
+    from c2f.features import load_features
+    from c2f.ui.service import AppConfig, AppService
+
+    service = AppService(AppConfig(library_root=tmp_path / "lib", mode="tiny"))
+    talk = tmp_path / "talk.mp4"
+    make_speech_video(talk, sentences=("she hands him the keys",))
+    outcome = service.index("tiny", [talk], transcribe=True)
+    assert outcome.added == ["talk.mp4"] and not outcome.failed
+    rec = service.library("tiny").list()[0]
+    source = load_features(service.library("tiny").feature_path(rec.video_id)).subtitle_source
+    assert source["machine_made"] and source["model"] == service.transcriber("tiny").label
+    result, _ = service.search("tiny", "the keys", match="both")
+    assert "speech (both" in result.backend_name and result.videos[0].name == "talk.mp4"

@@ -89,6 +89,7 @@ class AppService:
         self._collections: dict[tuple[str, str], Collection] = {}
         self._lock = threading.Lock()  # guards the dicts above only; never held while working
         self._showcase_lock = threading.Lock()
+        self._transcribers: dict[str, object] = {}  # Whisper per model, loaded on first "transcribe"
         # (media folder, video id) -> its playable copy and thumbnail, once made: a search then
         # costs one stat per video instead of catalog reads
         self._media_made: dict[tuple[Path, str], tuple[Path, Path | None]] = {}
@@ -139,6 +140,31 @@ class AppService:
         if b.is_tiny:
             return f"### ⚠️ TINY TEST MODE: random weights, results are meaningless\n{b.description}", True
         return f"**Mode:** {b.name}. {b.description}", True
+
+    def transcriber(self, mode: str):
+        """The Whisper that "transcribe speech" uses in `mode`: the tiny random one in the tiny
+        test mode, else C2F_WHISPER_MODEL (default base); missing weights say which files."""
+        from c2f.speech.models import DEFAULT_WHISPER_MODEL, TINY_TEST_MODEL
+        from c2f.speech.whisper import WhisperTranscriber
+
+        tiny = self.backend(mode).is_tiny
+        model = TINY_TEST_MODEL if tiny else os.environ.get("C2F_WHISPER_MODEL", DEFAULT_WHISPER_MODEL)
+        with self._lock:
+            found = self._transcribers.get(model)
+        if found is None:
+            found = WhisperTranscriber(model, device=self.config.device)
+            with self._lock:
+                found = self._transcribers.setdefault(model, found)
+        return found
+
+    def matching(self, mode: str, match: str = "visual"):
+        """The backend of `mode` scoring clips by `match`: "visual", "speech" or "both"."""
+        backend = self.backend(mode)
+        if match == "visual":
+            return backend
+        if not hasattr(backend, "with_match"):
+            raise C2FError(f"matching the words said needs the zero-shot or tiny mode, not {mode}")
+        return backend.with_match(match)
 
     # --- visitors and collections ------------------------------------------------------------------
     def visitor(self, token: object, session_hash: str | None) -> str | None:
@@ -282,6 +308,7 @@ class AppService:
         paths: list[str | Path],
         progress: Callable[[str, float, float], None] | None = None,
         who: str | None = None,
+        transcribe: bool = False,
     ) -> IndexOutcome:
         """Uploaded files: each video is checked against the limits and quotas on its own (a bad
         one is refused alone), subtitles are paired by file stem."""
@@ -318,6 +345,7 @@ class AppService:
             copy=True,
             subtitles={str(v): subs[v.stem] for v in videos if v.stem in subs},
             progress=progress,
+            transcriber=self.transcriber(mode) if transcribe else None,  # subtitles from speech
         )
         for rec in report.added:
             try:
@@ -370,10 +398,12 @@ class AppService:
         moments: int = 3,
         who: str | None = None,
         source: str = "auto",
+        match: str = "visual",
     ) -> tuple[SearchResult, Collection]:
+        """`match`: score clips by what is seen ("visual"), said ("speech") or "both"."""
         src = self.source(mode, who, source)
         coll = self.showcase(mode) if src == SHOWCASE else self.collection(mode, src)
-        return self._search(coll, mode, query, top_k, moments), coll
+        return self._search(coll, mode, query, top_k, moments, match), coll
 
     def search_showcase(
         self, mode: str, query: str, top_k: int = 5, moments: int = 3
@@ -382,9 +412,11 @@ class AppService:
         coll = self.showcase(mode)
         return self._search(coll, mode, query, top_k, moments), coll
 
-    def _search(self, coll: Collection, mode: str, query: str, top_k: int, moments: int) -> SearchResult:
+    def _search(
+        self, coll: Collection, mode: str, query: str, top_k: int, moments: int, match: str = "visual"
+    ) -> SearchResult:
         return coll.library.search(
-            query, self.backend(mode), top_k_videos=int(top_k), moments_per_video=int(moments)
+            query, self.matching(mode, match), top_k_videos=int(top_k), moments_per_video=int(moments)
         )
 
     def evaluate(

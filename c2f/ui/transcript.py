@@ -16,15 +16,8 @@ if TYPE_CHECKING:
     from c2f.library import Library
     from c2f.search.types import SearchResult
 
-# js_on_load of the transcript block: a click on a cue seeks the player (window.c2fSeek comes
-# with the results block; the cue carries the video and the time).
-TRANSCRIPT_JS = """
-element.addEventListener('click', (e) => {
-  const cue = e.target.closest('[data-t]');
-  if (cue && window.c2fSeek) window.c2fSeek(cue.dataset.src, parseFloat(cue.dataset.t));
-});
-"""
-
+# Appended to the results block (c2f/ui/player.py): its delegated click listener seeks the player
+# to any element with data-src / data-t, so a cue needs no script of its own.
 TRANSCRIPT_CSS = """
 .c2f-cues { line-height: 1.7; font-size: 14px; max-height: 220px; overflow-y: auto; }
 .c2f-cues span, .c2f-cues mark { cursor: pointer; padding: 1px 2px; border-radius: 3px; }
