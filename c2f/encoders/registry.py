@@ -42,3 +42,9 @@ def create_s3d_encoder(
     if settings.s3d_model == "s3dg":
         return _s3dg(settings.s3d_weights, settings.s3d_image_size, str(dev))
     return _s3d(settings.s3d_weights, settings.s3d_image_size, str(dev))
+
+
+def forget_encoders() -> None:
+    """Drop the cached encoder instances, so the next ones are built (and tuned) anew."""
+    for cached in (_clip, _s3d, _s3dg):
+        cached.cache_clear()

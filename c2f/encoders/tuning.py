@@ -152,8 +152,9 @@ def tile_rows(x: torch.Tensor, n: int) -> torch.Tensor:
 def tune_preset(settings: FeatureSettings, device: torch.device | str | None = None) -> list[Choice]:
     """Run (or load from the cache) the tuning of every encoder a feature preset uses, on seeded
     noise of the real input shapes; returns the choices in force (`c2f doctor --tune`)."""
-    from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
+    from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder, forget_encoders
 
+    forget_encoders()  # encoders built earlier in this process keep the setting they were tuned with
     clip = create_clip_encoder(settings, device)
     clip.tune_images()
     clip.tune_text()
