@@ -258,10 +258,13 @@ def test_training_really_learns(tmp_path):
         progress=False,
     )
     first, last = result.history[0], result.history[-1]
-    assert last["loss"] < 1.5
-    # chance VCMR R@1 at IoU 0.7 is about 1 / (400 videos x ~100 spans) = 0.0025 %
-    assert result.best_metrics["VCMR"]["0.7-r1"] >= 4.0, result.history
-    assert result.best_metrics["SVMR"]["0.7-r1"] >= 40.0
+    # Thresholds of the paper-faithful Fusion (Eq. 5 over W^emb, q_c from a second query encoder),
+    # which learns slower here than the earlier contextual variant did (SVMR 0.7-R@1 ~23 vs ~76 at
+    # 1000 steps): still far above chance.
+    assert last["loss"] < 2.8
+    # chance VCMR R@1 at IoU 0.7 is about 1 / (400 videos x ~100 spans) = 0.0025 %; SVMR ~1 %
+    assert result.best_metrics["VCMR"]["0.7-r1"] >= 1.0, result.history
+    assert result.best_metrics["SVMR"]["0.7-r1"] >= 15.0
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     # resuming continues from the saved step instead of starting over
     more = train_model(

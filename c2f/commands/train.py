@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per step (default 1; paper 16)")
     p.add_argument("--lr", type=float, default=None, help="default 1e-4")
     p.add_argument("--eval-every", type=int, default=None, help="default 500; paper 200")
+    p.add_argument(
+        "--val-top-k",
+        type=int,
+        default=None,
+        help="videos localized per validation query (default 10; c2f evaluate uses the official 100)",
+    )
     p.add_argument("--seed", type=int, default=None, help="default 0; paper 77")
     p.add_argument(
         "--text-encoder",
@@ -56,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
     from c2f.model.config import training_preset
     from c2f.train import TrainSettings, train_model
 
-    defaults = {"steps": 2000, "batch_size": 32, "grad_accum": 1, "lr": 1e-4, "eval_every": 500, "seed": 0}
+    defaults = {
+        "steps": 2000,
+        "batch_size": 32,
+        "grad_accum": 1,
+        "lr": 1e-4,
+        "eval_every": 500,
+        "val_top_k": 10,
+        "seed": 0,
+    }
     chosen = {**defaults, **training_preset(args.config)}
     for key in defaults:
         if getattr(args, key) is not None:

@@ -48,6 +48,10 @@ class TrainSettings:
     hard_negative_after: int | None = None  # step from which hard negatives are weighted (HERO)
     grad_accum: int = 1  # micro-batches of batch_size queries per optimizer step
     eval_every: int = 200
+    # Videos localized per validation query. Model selection reads VCMR R@1/R@5 and SVMR R@1, which
+    # the best-ranked videos decide; the localizer runs on every one of them, so 100 (what
+    # `c2f evaluate` does, the official protocol) makes validation ~10x slower for the same choice.
+    val_top_k: int = 10
     seed: int = 0
     device: str | None = None
 
@@ -295,7 +299,7 @@ def train_model(
             entry: dict[str, Any] = {"step": step + 1, "loss": round(loss_v, 4)}
             if val_queries:
                 metrics = compute_metrics(
-                    predict_corpus(model, val_queries, val_tokens, val_corpus or corpus), val_queries
+                    predict_corpus(model, val_queries, val_tokens, val_corpus or corpus, settings.val_top_k), val_queries
                 )
                 entry["metrics"] = {t: metrics[t] for t in ("VCMR", "SVMR", "VR")}
                 if best is None or score_of(metrics) > score_of(best):
