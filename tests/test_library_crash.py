@@ -3,6 +3,7 @@ and searches running while videos are added always see one committed state."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -119,7 +120,8 @@ def test_search_while_adding_sees_only_committed_states(tmp_path: Path, video_di
                 for v in result.videos:  # each curve belongs to its video and score
                     assert abs(float(v.similarity.max()) - v.video_score) < 1e-5
                 scores = [v.video_score for v in result.videos]
-                assert scores == sorted(scores, reverse=True)
+                # best first; scores equal within float64 rounding are ordered by video key instead
+                assert all(a >= b - 1e-12 for a, b in itertools.pairwise(scores)), scores
                 seen.append([v.video_id for v in result.videos])
             except BaseException as exc:  # reported below
                 errors.append(exc)
