@@ -65,3 +65,13 @@ def running_app(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def launch_chromium(pw):  # pw: playwright's sync API object
+    """Debian's Chromium, headless, with no traffic of its own (this machine's network is closed)."""
+    import shutil
+
+    return pw.chromium.launch(
+        executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from app_server import ROOT, running_app
+from app_server import ROOT, launch_chromium, running_app
 from videogen import make_video
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,10 +69,7 @@ def test_browser_showcase_seek_private_collection(tmp_path):
     cache = tmp_path / "examples_cache"
     env = {"C2F_CACHE_EXAMPLES": "1", "GRADIO_EXAMPLES_CACHE": str(cache)}
     with running_app(tmp_path / "library", extra=["--multi-user"], env=env) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(pw)
         alice = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
         alice.goto(url)
         expect(alice.get_by_text("TINY TEST MODE").first).to_be_visible(timeout=30_000)

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from app_server import ROOT, running_app
+from app_server import ROOT, launch_chromium, running_app
 from speechgen import make_speech_video
 from videogen import write_srt
 
@@ -30,10 +30,7 @@ def test_browser_transcribe_and_search_speech(tmp_path):
     end = spans[-1][1] + 1.0
     write_srt(subbed.with_suffix(".srt"), [(0.0, end / 2, "a dog in a kitchen"), (end / 2, end, "the dog runs away")])
     with running_app(tmp_path / "library") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(pw)
         page = browser.new_context(viewport={"width": 1280, "height": 1600}).new_page()
         page.goto(url)
         expect(page.get_by_text("TINY TEST MODE").first).to_be_visible(timeout=60_000)
