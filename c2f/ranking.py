@@ -37,11 +37,13 @@ def pick_best(scores: np.ndarray, rank: np.ndarray, alive: np.ndarray, tol: floa
     return int(np.flatnonzero(tied)[np.argmin(rank[tied])])
 
 
-def order_with_ties(
+def order_cosines_with_ties(
     scores: Sequence[float], keys: Sequence[Sequence[float]], tol: float = SCORE_TOLERANCE
 ) -> list[int]:
-    """Indices best score first; scores within `tol` of the best remaining one are ordered by `keys`
-    (ascending, first key first). Greedy, so O(n^2): meant for tens to hundreds of items."""
+    """Indices of float32 cosine scores (a video's spans, moments across videos, fused video
+    scores) best first; scores within `tol` of the best remaining one are ordered by `keys`
+    (ascending, first key first). Greedy, so O(n^2): meant for tens to hundreds of items. The
+    index's exact float64 video scores use `c2f.index.ranking.order_videos_with_ties` instead."""
     s = np.asarray(scores, np.float64)
     rank = tiebreak_rank(keys) if len(s) else np.zeros(0, np.int64)
     alive = np.ones(len(s), bool)

@@ -11,7 +11,7 @@ import torch
 import c2f.index.clip_index as clip_index_module
 from c2f import tuning
 from c2f.index import ClipIndex, ClipIndexError, brute_force_top_videos
-from c2f.index.ranking import order_with_ties, tie_tolerance
+from c2f.index.ranking import order_videos_with_ties, tie_tolerance
 from c2f.index.scan import (
     PRECISIONS,
     accumulates_in_float32,
@@ -196,12 +196,12 @@ def test_env_override_and_measured_choice(monkeypatch):
 
 
 # --- ties -----------------------------------------------------------------------------------------
-def test_order_with_ties_groups_from_the_leader():
+def test_order_videos_with_ties_groups_from_the_leader():
     scores = np.array([0.5, 0.5 + 1e-13, 0.3, 0.5 - 0.5e-13, 0.5 - 1.5e-13])
     keys = np.array([9, 8, 1, 2, 3])
     # {8, 9, 2} tie with the leader 8; 3 is within 2e-13 of 2 but not of the leader: no chaining
-    assert order_with_ties(scores, keys, 2e-13).tolist() == [3, 1, 0, 4, 2]
-    assert order_with_ties(scores, keys, 0.0).tolist() == [1, 0, 3, 4, 2]
+    assert order_videos_with_ties(scores, keys, 2e-13).tolist() == [3, 1, 0, 4, 2]
+    assert order_videos_with_ties(scores, keys, 0.0).tolist() == [1, 0, 3, 4, 2]
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

@@ -17,7 +17,7 @@ from videogen import make_text_file_as_video, make_video
 from c2f.encoders import create_clip_encoder
 from c2f.errors import CheckpointError, FeatureMismatchError, LibraryError, QueryError
 from c2f.features import get_preset, load_features
-from c2f.index.ranking import order_with_ties as video_order
+from c2f.index.ranking import order_videos_with_ties as video_order
 from c2f.index.ranking import tie_tolerance
 from c2f.library import Library
 from c2f.ranking import SCORE_TOLERANCE

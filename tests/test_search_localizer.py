@@ -121,15 +121,15 @@ def test_near_ties_go_to_the_earlier_then_the_shorter_span() -> None:
     assert spans[0][2] == pytest.approx(spans[1][2])
 
 
-def test_order_with_ties_prefers_earlier_then_shorter() -> None:
-    from c2f.ranking import SCORE_TOLERANCE, order_with_ties
+def test_order_cosines_with_ties_prefers_earlier_then_shorter() -> None:
+    from c2f.ranking import SCORE_TOLERANCE, order_cosines_with_ties
 
     scores = [0.3, 0.3 + SCORE_TOLERANCE / 2, 0.3 - SCORE_TOLERANCE / 3, 0.31, 0.2]
     starts = [5, 7, 5, 9, 0]
     lengths = [4, 1, 2, 3, 1]
     # 0.31 first (clearly best); then the three near-equal 0.3s by start, then length; 0.2 last.
-    assert order_with_ties(scores, [starts, lengths]) == [3, 2, 0, 1, 4]
-    assert order_with_ties([], [[]]) == []
+    assert order_cosines_with_ties(scores, [starts, lengths]) == [3, 2, 0, 1, 4]
+    assert order_cosines_with_ties([], [[]]) == []
 
 
 def test_moments_do_not_depend_on_float_noise() -> None:

@@ -14,7 +14,7 @@ from c2f.errors import QueryError
 from c2f.features import Subtitle, get_preset, load_features
 from c2f.features.subtitles import align_subtitles
 from c2f.library import Library
-from c2f.ranking import order_with_ties
+from c2f.ranking import order_cosines_with_ties
 from c2f.search import load_backend
 from c2f.search.localizer import localize_curve
 from c2f.speech.fusion import DEFAULT_SPEECH_WEIGHT, fuse, speech_curve
@@ -69,7 +69,7 @@ def brute_force(library: Library, sentences: SentenceEncoder, query: str, weight
         visual = (clips / np.linalg.norm(clips, axis=1, keepdims=True)) @ q
         curve = (1 - weight) * visual + weight * brute_speech(sentences, query, feats.subtitles, feats.num_clips)
         rows.append((float(curve.max()), rec.key, rec.video_id, curve))
-    order = order_with_ties([r[0] for r in rows], [[r[1] for r in rows]])
+    order = order_cosines_with_ties([r[0] for r in rows], [[r[1] for r in rows]])
     return [{"video_id": rows[i][2], "score": rows[i][0], "curve": rows[i][3]} for i in order[:top_k]]
 
 

@@ -34,7 +34,7 @@ from c2f.data.windows import window_video
 from c2f.errors import C2FError
 from c2f.eval.predictions import TVRPredictions
 from c2f.features import FeatureSettings, load_features
-from c2f.index.ranking import order_with_ties, tie_tolerance
+from c2f.index.ranking import order_videos_with_ties, tie_tolerance
 from c2f.index.scan import float32_error
 from c2f.model.c2f import C2FModel, VideoInput, build_video_batch
 from c2f.model.checkpoint import load_checkpoint
@@ -118,7 +118,9 @@ class CorpusScorer:
 
 def rank_by_score(scores: Sequence[float], keys: Sequence[int], dim: int) -> list[int]:
     """Positions best first; scores within the index's tie tolerance ordered by key."""
-    return order_with_ties(np.asarray(scores, np.float64), np.asarray(keys, np.int64), tie_tolerance(dim)).tolist()
+    return order_videos_with_ties(
+        np.asarray(scores, np.float64), np.asarray(keys, np.int64), tie_tolerance(dim)
+    ).tolist()
 
 
 class Predictor:

@@ -33,7 +33,7 @@ import torch
 
 from c2f import tuning
 from c2f.errors import C2FError
-from c2f.index.ranking import first_best, order_with_ties, tie_tolerance
+from c2f.index.ranking import first_best, order_videos_with_ties, tie_tolerance
 from c2f.index.scan import PRECISIONS, Scan, float32_error, make_scan, scan_is_safe
 
 CLIP_BITS = 20  # up to ~1M clips per video (a 1.5 s grid: 18 days)
@@ -397,7 +397,7 @@ class ClipIndex:
         maxima = np.maximum.reduceat(s64, first)
         ends = np.append(first[1:], len(near))
         hits = []
-        for i in order_with_ties(maxima, self._keys[candidates], tie)[:k]:
+        for i in order_videos_with_ties(maxima, self._keys[candidates], tie)[:k]:
             best = first_best(s64[first[i] : ends[i]], tie)
             clip = int(near[first[i] + best] - offsets[i])
             hits.append(VideoHit(int(self._keys[candidates[i]]), float(maxima[i]), clip))
@@ -645,5 +645,6 @@ def brute_force_top_videos(
         s = v.astype(np.float64) @ q
         best[i], clip[i] = s.max(), first_best(s, tie)
     return [
-        VideoHit(int(keys[i]), float(best[i]), int(clip[i])) for i in order_with_ties(best, keys, tie)[:k]
+        VideoHit(int(keys[i]), float(best[i]), int(clip[i]))
+        for i in order_videos_with_ties(best, keys, tie)[:k]
     ]

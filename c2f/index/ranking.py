@@ -23,9 +23,9 @@ def tie_tolerance(dim: int) -> float:
     return 4 * float64_error(dim)
 
 
-def order_with_ties(scores: np.ndarray, keys: np.ndarray, tie: float) -> np.ndarray:
-    """Indices of `scores` (V,) best first; scores within `tie` of their group's leader are
-    ordered by ascending `keys` (V,)."""
+def order_videos_with_ties(scores: np.ndarray, keys: np.ndarray, tie: float) -> np.ndarray:
+    """Indices of the exact float64 video scores `scores` (V,) best first; scores within `tie`
+    of their group's leader are ordered by ascending video `keys` (V,)."""
     by_score = np.lexsort((keys, -scores))
     out: list[np.ndarray] = []
     i = 0

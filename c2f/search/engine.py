@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from c2f.errors import FeatureFileError, QueryError
-from c2f.ranking import order_with_ties
+from c2f.ranking import order_cosines_with_ties
 from c2f.search.query import clean_query
 from c2f.search.types import Moment, SearchResult, VideoResult
 
@@ -90,7 +90,7 @@ def search_library(
     t4 = time.perf_counter()
     # Best moment first; near-ties (float noise) go to the better-ranked video, then the earlier moment.
     flat = [(rank, m) for rank, v in enumerate(videos) for m in v.moments]
-    order = order_with_ties(
+    order = order_cosines_with_ties(
         [m.score for _, m in flat],
         [[r for r, _ in flat], [m.start for _, m in flat], [m.end - m.start for _, m in flat]],
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from c2f.ranking import SCORE_TOLERANCE, order_with_ties, pick_best, tiebreak_rank
+from c2f.ranking import SCORE_TOLERANCE, order_cosines_with_ties, pick_best, tiebreak_rank
 
 TAUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -126,6 +126,6 @@ def localize_curve(similarity: np.ndarray, max_spans: int = 3, overlap: float = 
         inter = np.maximum(0, np.minimum(last, b) - np.maximum(first, a) + 1)
         alive &= inter <= overlap * np.minimum(last - first + 1, b - a + 1)
     scores = [float(sim[a : b + 1].mean()) for a, b in kept]
-    order = order_with_ties(scores, [[a for a, _ in kept], [b - a for a, b in kept]])
+    order = order_cosines_with_ties(scores, [[a for a, _ in kept], [b - a for a, b in kept]])
     spans_out = [(kept[i][0], kept[i][1], scores[i]) for i in order]
     return Localization(importance=importance, start_prob=start_prob, end_prob=end_prob, spans=spans_out)

@@ -164,7 +164,7 @@ class ZeroShotBackend:
     ) -> list[VideoHit]:
         """Top-k videos by the max of `clip_curve` (Eq. 3 on the fused curve), ties by video key."""
         from c2f.index import VideoHit
-        from c2f.ranking import order_with_ties
+        from c2f.ranking import order_cosines_with_ties
 
         visual_hits = index.search_videos(query.vector, top_k)[0]
         if self.speech_weight == 0:
@@ -179,7 +179,7 @@ class ZeroShotBackend:
             hits.append(VideoHit(key, float(curve[best]) if len(curve) else 0.0, best))
         coarse = np.lexsort(([h.video_key for h in hits], [-h.score for h in hits]))[: 4 * top_k]  # exact order
         near = [hits[i] for i in coarse]  # then near-ties (float noise) by video key, as the index does
-        order = order_with_ties([h.score for h in near], [[h.video_key for h in near]])
+        order = order_cosines_with_ties([h.score for h in near], [[h.video_key for h in near]])
         return [near[i] for i in order[:top_k]]
 
     def localize(
