@@ -1,10 +1,18 @@
-"""`c2f library list|remove ID|reindex|resume [--library DIR]`: look after a library."""
+"""`c2f library list|remove ID|reindex|resume [--library DIR]`: look after a library.
+
+`resume [--[no-]transcribe] [--whisper-model M] [--language L]`: by default as the interrupted run
+(its speech options are kept in the catalog), so its pending videos get the same machine subtitles."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from c2f.commands.index import add_library_argument, library_folder
+
+if TYPE_CHECKING:
+    from c2f.library import Library
+    from c2f.speech.whisper import WhisperTranscriber
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +27,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode", default=None, choices=["zero-shot", "learned", "tiny"], help="backend (default: zero-shot)"
     )
     ri.add_argument("--checkpoint", default=None, help="checkpoint folder or name (learned mode)")
-    actions.add_parser("resume", help="finish videos left pending by an interrupted `c2f index`")
-    for action in (ls, rm, ri, actions.choices["resume"]):
+    rs = actions.add_parser("resume", help="finish videos left pending by an interrupted `c2f index`")
+    rs.add_argument(
+        "--transcribe",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="subtitles from the speech for videos without a .srt/.vtt (default: as the interrupted run)",
+    )
+    from c2f.commands.transcribe import add_whisper_arguments
+
+    add_whisper_arguments(rs, default_model=None, default_language=None)  # None: as the interrupted run
+    rs.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU when present)")
+    for action in (ls, rm, ri, rs):
         add_library_argument(action)
     p.set_defaults(func=run)
+
+
+def resume_transcriber(args: argparse.Namespace, library: Library) -> WhisperTranscriber | None:
+    """The transcriber a resume runs with: the options given, else those the interrupted run recorded
+    (`--no-transcribe` turns it off); None when nothing is pending (no Whisper loaded for nothing)."""
+    from c2f.errors import C2FError
+    from c2f.library.ingest import recorded_run_speech
+
+    recorded = recorded_run_speech(library.catalog)
+    transcribe = args.transcribe if args.transcribe is not None else recorded is not None
+    if not transcribe:
+        if args.whisper_model or args.language:
+            raise C2FError("--whisper-model and --language go with --transcribe")
+        return None
+    if library.catalog.count("pending") == 0:
+        return None
+    from c2f.commands.transcribe import make_transcriber
+    from c2f.speech.models import DEFAULT_WHISPER_MODEL, TINY_TEST_MODEL
+
+    fallback = TINY_TEST_MODEL if library.settings.preset.startswith("tiny") else DEFAULT_WHISPER_MODEL
+    model = args.whisper_model or (recorded.whisper_model if recorded else fallback)
+    language = args.language or (recorded.language if recorded else None) or "auto"
+    transcriber = make_transcriber(model, language, args.device)
+    as_before = "" if args.transcribe else " (as the interrupted run)"
+    print(f"transcribing speech with {transcriber.label}{as_before}")
+    return transcriber
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         count = library.reindex(backend)
         print(f"index rebuilt: {count} video(s)")
         return 0
-    report = library.resume()
+    report = library.resume(transcriber=resume_transcriber(args, library))
     print(f"{len(report.added)} resumed, {len(report.failed)} failed")
     for name, message in report.failed:
         print(f"  failed: {name}: {message}")

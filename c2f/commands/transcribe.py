@@ -11,15 +11,23 @@ if TYPE_CHECKING:
     from c2f.speech.whisper import WhisperTranscriber
 
 
-def add_whisper_arguments(p: argparse.ArgumentParser, default_model: str | None = DEFAULT_WHISPER_MODEL) -> None:
-    """--whisper-model and --language, shared by `transcribe` and `index --transcribe`."""
+def add_whisper_arguments(
+    p: argparse.ArgumentParser,
+    default_model: str | None = DEFAULT_WHISPER_MODEL,
+    default_language: str | None = "auto",
+) -> None:
+    """--whisper-model and --language, shared by `transcribe`, `index --transcribe` and `library resume`."""
     p.add_argument(
         "--whisper-model",
         default=default_model,
         choices=WHISPER_MODELS,
         help=f"Whisper size (default {DEFAULT_WHISPER_MODEL}; tiny-test: random weights, TINY TEST MODE)",
     )
-    p.add_argument("--language", default="auto", help="ISO code of the speech (default: auto, detected per file)")
+    p.add_argument(
+        "--language",
+        default=default_language,
+        help="ISO code of the speech (default: auto, detected per file)",
+    )
 
 
 def make_transcriber(model: str, language: str, device: str | None) -> WhisperTranscriber:

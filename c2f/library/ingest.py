@@ -7,6 +7,7 @@ but the video it was working on; running `add` again (or `resume`) finishes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from c2f.library.catalog import VideoRecord
 
 if TYPE_CHECKING:
     from c2f.features.parallel import Extractor
+    from c2f.library.catalog import Catalog
     from c2f.library.library import Library
     from c2f.library.storage import LibraryFiles
     from c2f.speech.transcript import Transcript
@@ -45,6 +47,33 @@ class AddReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+RUN_SPEECH_KEY = "run_speech"  # catalog meta: how the latest add/resume run made subtitles from speech
+
+
+@dataclass(frozen=True)
+class RunSpeech:
+    """The speech options of the latest add (or resume) run, kept in the catalog so that resuming
+    it makes the same subtitles: None for a run without transcription."""
+
+    whisper_model: str  # a name of c2f.speech.models.WHISPER_MODELS
+    language: str | None  # None: detected per file
+
+
+def recorded_run_speech(catalog: Catalog) -> RunSpeech | None:
+    """What the latest run recorded (None: no transcription, or a library from before the record)."""
+    raw = catalog.get_meta(RUN_SPEECH_KEY)
+    try:
+        value = json.loads(raw) if raw else None
+        return RunSpeech(**value) if isinstance(value, dict) else None
+    except (ValueError, TypeError):  # damaged or from another version: as if never recorded
+        return None
+
+
+def _record_run_speech(catalog: Catalog, transcriber: WhisperTranscriber | None) -> None:
+    speech = None if transcriber is None else RunSpeech(transcriber.model_name, transcriber.language)
+    catalog.set_meta(RUN_SPEECH_KEY, json.dumps(None if speech is None else speech.__dict__))
 
 
 @dataclass
@@ -126,6 +155,8 @@ class Ingest:
     ) -> AddReport:
         """`extractor` (c2f.features.parallel.make_extractor): many videos at once, decoded by
         worker processes or on Ray; this process stays the only writer of the catalog and index."""
+        if files:  # before any row turns pending: a resume of this run transcribes as it did
+            _record_run_speech(self.lib.catalog, self.transcriber)
         if extractor is not None and self.transcriber is None and len(files) > 1:
             return self._run_many(files, copy, subtitles, extractor)
         n = max(len(files), 1)
