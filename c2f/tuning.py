@@ -61,6 +61,16 @@ class Reject(Exception):
     message (e.g. the cosine reached) is kept in the choice's notes, its timing as None."""
 
 
+class Dominated(Exception):
+    """Raised by a `measure` function for a candidate stopped early because it is already clearly
+    slower than the best so far. `seconds` (per unit of work, a lower bound) is kept in the
+    choice's timings and `reason` in its notes; such a candidate is never chosen."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 def label(setting: Setting) -> str:
     return ",".join(f"{k}={v}" for k, v in setting.items())
 
@@ -161,7 +171,8 @@ def choose(
 ) -> Choice:
     """The setting for `task` on inputs of `shape`: from the environment, this process, the cache, or
     measured now. `measure(setting)` returns seconds per unit of work (lower is better), or None when
-    the setting misses the accuracy bound or fails, or raises `Skip` for a candidate not worth timing;
+    the setting misses the accuracy bound or fails, or raises `Skip` for a candidate not worth timing,
+    `Reject` for one that misses the bound, `Dominated` for one stopped early as clearly slower;
     `candidates[0]` is the safe default, used when every candidate is rejected."""
     if not candidates:
         raise ValueError(f"{task}: no candidate settings")
@@ -193,6 +204,10 @@ def choose(
                 seconds = measure(dict(cand))
             except Skip:
                 skipped += 1
+                continue
+            except Dominated as exc:  # timed (in part), never chosen
+                timings[label(cand)] = round(exc.seconds * 1e3, 4)
+                notes.append(f"{label(cand)}: {exc}")
                 continue
             except Reject as exc:
                 seconds = None

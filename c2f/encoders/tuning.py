@@ -6,16 +6,22 @@ first time it meets an input shape on a machine, drops the settings whose embedd
 cosine MIN_COSINE of float32, and keeps the fastest (`c2f.tuning` caches the choice per machine).
 
 The search over the candidates is greedy, one axis at a time (dtype, then batch, then memory
-format): a candidate is timed only when it differs from the best so far in one axis, and a
-candidate whose first timed run is already far slower than the best is not timed further. That keeps
-the first use of the full-size models to seconds.
+format): a candidate is timed only when it differs from the best so far in one axis. Candidates that
+are clearly slower are dropped early: a warm-up that runs DOMINATED_WARM_UP times longer per item than
+the quickest accepted warm-up so far is stopped where it is (at its next module call; emulated
+bfloat16 S3D under an AVX2 limit ran ~100x slower than float32, so its warm-up alone took ~50 s),
+and a candidate whose timed run is DOMINATED times slower than the best is not timed again. A
+dropped candidate is never chosen: the choice is the fastest of the candidates timed to the end,
+all of which passed the accuracy bound. That keeps the first use of the full-size models short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,9 +35,12 @@ if TYPE_CHECKING:
     from c2f.features.settings import FeatureSettings
 
 MIN_COSINE = 0.9999  # per-row cosine to float32 that a faster setting must keep
-DOMINATED = 3.0  # a first timed run this many times slower than the best per item: no more runs
+DOMINATED = 1.5  # a timed run this many times slower per item than the best so far: no more runs
+# a warm-up this many times longer per item than the quickest accepted one is stopped: warm-ups carry
+# one-time costs (kernel choice, weight reorders) that differ between candidates, hence a wider margin
+DOMINATED_WARM_UP = 3.0
 REPEATS = 2  # timed runs per candidate after the warm-up; the least disturbed (min) counts
-LONG_RUN_S = 1.0  # a warm-up longer than this: one timed run only
+LONG_RUN_S = 1.0  # a warm-up longer than this: one timed run only; no warm-up is stopped before it
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {
@@ -42,6 +51,32 @@ MEMORY_FORMATS = {
 
 # run(setting) -> embeddings (n, d) of the first n tuning inputs (n = setting's batch)
 RunFn = Callable[[Setting], torch.Tensor]
+Clock = Callable[[], float]  # seconds
+
+
+class _Stopped(Exception):
+    """Raised at a module call of a run that has passed its time limit."""
+
+
+@contextlib.contextmanager
+def stop_after(limit_s: float | None, clock: Clock = time.perf_counter) -> Iterator[None]:
+    """Within the block, the first nn.Module call of this thread after `limit_s` seconds raises
+    _Stopped (None: no limit). A forward pre-hook on every module, so that a run of a model can be cut
+    short between its layers without the model knowing; other threads' calls pass through."""
+    if limit_s is None:
+        yield
+        return
+    start, thread = clock(), threading.get_ident()
+
+    def check(module: torch.nn.Module, args: tuple) -> None:
+        if threading.get_ident() == thread and clock() - start > limit_s:
+            raise _Stopped
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def dtype_names() -> list[str]:
@@ -104,19 +139,33 @@ def tune(
     run: RunFn,
     min_cosine: float = MIN_COSINE,
     repeats: int = REPEATS,
+    clock: Clock = time.perf_counter,
 ) -> Choice:
     """Choose among the settings of `axes` (first values = the default) for `task` on inputs of
     `shape`. The first float32 candidate's output is the accuracy reference; a setting whose
-    embeddings fall below `min_cosine` to it (per row, min over the batch) is rejected."""
+    embeddings fall below `min_cosine` to it (per row, min over the batch) is rejected. Clearly
+    slower candidates are dropped early (module docstring); `clock` times everything."""
     best: list = []  # [seconds per item, setting] of the best accepted candidate so far
+    quickest_warm_up: list = []  # [seconds per item, items] of the quickest accepted warm-up so far
     reference: list[torch.Tensor] = []
 
     def measure(setting: Setting) -> float | None:
         if best and sum(setting[k] != best[1][k] for k in setting) > 1:
             raise tuning.Skip
-        t0 = time.perf_counter()
-        out = run(setting)  # warm-up: kernels are picked (and oneDNN primitives built) here
-        warm_up = time.perf_counter() - t0
+        limit = items = None
+        if quickest_warm_up:  # the candidates share inputs: `items` rows unless a batch is named
+            items = setting.get("batch", quickest_warm_up[1])
+            limit = max(LONG_RUN_S, DOMINATED_WARM_UP * quickest_warm_up[0] * items)
+        t0 = clock()
+        try:
+            with stop_after(limit, clock):
+                out = run(setting)  # warm-up: kernels are picked (and oneDNN primitives built) here
+        except _Stopped:
+            spent = clock() - t0
+            raise tuning.Dominated(
+                spent / items, f"warm-up stopped after {spent:.2f} s (> {DOMINATED_WARM_UP}x the quickest)"
+            ) from None
+        warm_up = clock() - t0
         if not reference and setting["dtype"] == "float32":
             reference.append(out.float())
         elif reference:
@@ -125,14 +174,19 @@ def tune(
             if cosine < min_cosine:
                 raise tuning.Reject(f"cosine {cosine:.6f} to float32 < {min_cosine}")
         n = len(out)
+        if not quickest_warm_up or warm_up / n < quickest_warm_up[0]:
+            quickest_warm_up[:] = [warm_up / n, n]
         runs: list[float] = []
         # a long run (full-size S3D) is its own average: one timed run keeps first use short
-        for _ in range(1 if warm_up > LONG_RUN_S else repeats):
-            t0 = time.perf_counter()
+        planned = 1 if warm_up > LONG_RUN_S else repeats
+        for _ in range(planned):
+            t0 = clock()
             run(setting)
-            runs.append(time.perf_counter() - t0)
-            if best and runs[0] / n > DOMINATED * best[0]:
-                return runs[0] / n  # clearly slower: not worth more runs (never chosen)
+            runs.append(clock() - t0)
+            if best and min(runs) / n > DOMINATED * best[0]:
+                raise tuning.Dominated(
+                    min(runs) / n, f"timed {len(runs)} of {planned} times: > {DOMINATED}x the best"
+                )
         seconds = min(runs) / n
         if not best or seconds < best[0]:
             best[:] = [seconds, setting]
