@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from videogen import make_video
 
 from c2f.encoders import create_clip_encoder, create_s3d_encoder
+from c2f.encoders.clip import ClipEncoder
 from c2f.errors import FeatureMismatchError, MissingWeightsError
 from c2f.features import get_preset
 from c2f.features.extract import extract_features
@@ -85,9 +87,12 @@ def value_way_features(video: Path, settings) -> np.ndarray:
     clip_enc = create_clip_encoder(settings, "cpu")
     s3d_enc = create_s3d_encoder(settings, "cpu")
     frames = value_way_frames(video, clip_fps, settings.clip_image_size)
+    # VALUE's dtype, float32 (bfloat16 when C2F_CPU_BF16=1 asks for it), in a tower of its own: the
+    # shared encoder's may have been tuned to another dtype by an earlier test
+    dtype = torch.bfloat16 if os.environ.get("C2F_CPU_BF16") == "1" else torch.float32
+    visual = ClipEncoder(settings.clip_model, settings.clip_weights, "cpu").model.visual.to(dtype)
     with torch.inference_mode():
-        visual = clip_enc.model.visual
-        x = clip_enc.preprocess(frames).to(next(visual.parameters()).dtype)
+        x = clip_enc.preprocess(frames).to(dtype)
         clip = visual(x).float().half().float()  # (N_2d, d) raw encode_image, stored as float16
     clips = hero_clips(value_way_frames(video, "30", settings.s3d_image_size), fps, duration)
     s3d = s3d_enc.encode_clips(clips.numpy()).half().float()  # (N_3d, 1024)

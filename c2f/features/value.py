@@ -11,6 +11,10 @@ CLIP: `fps=0.6666666666666666` (= 2/3; `fps=2/max(int(d), 1)` for a video shorte
 filter (rounding `near`, no start time) shows at output frame k the last source frame whose pts is
 before (k + 1/2) x 1.5 s, pts counted from the first frame (a frame exactly on the half is the next
 slot's), and stops after round(duration / 1.5) frames. Raw `encode_image` output, rounded to float16.
+CLIP runs in float32 on a CPU (bfloat16 only when C2F_CPU_BF16=1, as S3D-G), not in the setting the
+tuner measured for the shared encoder: a bfloat16 tower passes the tuner's bound (cosine 0.9999 to
+float32) yet moves the raw values far more than their float16 rounding, and which one a process had
+would depend on what it encoded before.
 
 S3D-G: `fps=30`; the frames are padded to whole seconds by repeating the last frame, then to a
 multiple of 3 seconds by repeating the last second (30 frames), cut into 45-frame clips, and the
@@ -25,8 +29,11 @@ The video has N = min(CLIP frames, S3D clips) clips (VALUE's collect_video_featu
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,8 +41,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from c2f.device import autocast_dtype
+from c2f.device import autocast_dtype, forced_cpu_bf16
+from c2f.encoders.clip import ClipEncoder
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
 from c2f.errors import EmptyVideoError, FeatureMismatchError, VideoError
 from c2f.features.settings import FeatureSettings
@@ -209,11 +218,38 @@ def _check(settings: FeatureSettings) -> None:
         )
 
 
+def value_image_tower(clip_enc: ClipEncoder) -> nn.Module:
+    """CLIP's image tower in VALUE's dtype: float32 (under autocast on a GPU), bfloat16 on a CPU only
+    when C2F_CPU_BF16=1. The shared encoder's own tower when it has that dtype, else a copy."""
+    want = torch.bfloat16 if clip_enc.device.type == "cpu" and forced_cpu_bf16() else torch.float32
+    visual = clip_enc.model.visual
+    return visual if next(visual.parameters()).dtype == want else _image_tower_in(clip_enc, want)
+
+
+# encoder -> {dtype: its image tower in that dtype}, kept as long as the encoder is
+_towers: weakref.WeakKeyDictionary[ClipEncoder, dict[torch.dtype, nn.Module]] = weakref.WeakKeyDictionary()
+_towers_lock = threading.Lock()
+
+
+@torch.inference_mode(False)  # ordinary parameters, whoever asks
+def _image_tower_in(clip_enc: ClipEncoder, dtype: torch.dtype) -> nn.Module:
+    """A copy of the encoder's image tower in `dtype` (made once; the encoder's stays as tuned)."""
+    with _towers_lock:
+        kept = _towers.setdefault(clip_enc, {})
+        if dtype not in kept:
+            visual = clip_enc.model.visual
+            if next(visual.parameters()).dtype == torch.float32:
+                kept[dtype] = copy.deepcopy(visual).to(dtype)
+            else:  # tuning cast the tower and dropped its float32 weights (rounded now): load them again
+                kept[dtype] = ClipEncoder(clip_enc.arch, clip_enc.weights, clip_enc.device).model.visual.to(dtype)
+        return kept[dtype]
+
+
 @torch.inference_mode()
-def encode_clip_raw(clip_enc, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+def encode_clip_raw(clip_enc: ClipEncoder, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
     """uint8 (T, S, S, 3) -> (T, d) raw CLIP image embeddings (not normalised), float16-rounded."""
-    visual = clip_enc.model.visual  # open_clip's encode_image(x) is visual(x) without normalize
-    dtype = next(visual.parameters()).dtype  # the encoder may have cast its tower (bfloat16 on a CPU)
+    visual = value_image_tower(clip_enc)  # open_clip's encode_image(x) is visual(x) without normalize
+    dtype = next(visual.parameters()).dtype
     amp = autocast_dtype(clip_enc.device)
     out = []
     for s in range(0, len(frames), batch_size):
