@@ -73,8 +73,8 @@ class Library:
         vector_store: str | None = None,
     ) -> None:
         """Open (or create) the library at `root`; `settings` (or a preset name) only at creation.
-        `vector_store` (only at creation): where clip vectors live, "faiss" (default, in memory)
-        or "milvus://..." (c2f.index.milvus_store; optional extra c2f[milvus])."""
+        `vector_store` (only at creation): where clip vectors live, "faiss" (default, in memory),
+        "qdrant://..." (c2f.index.qdrant_store; extra c2f[qdrant]) or "milvus://..." (c2f[milvus])."""
         self.root = Path(root) if root is not None else default_library_root()
         self.files = LibraryFiles(self.root)
         self.device = device
@@ -194,7 +194,10 @@ class Library:
     def resume(
         self, progress: AddProgress | None = None, transcriber: WhisperTranscriber | None = None
     ) -> AddReport:
-        """Finish videos left pending by an interrupted run (their stored files are re-read)."""
+        """Finish videos left pending by an interrupted run (their stored files are re-read).
+
+        Transcribes only with a `transcriber`; what the interrupted run used is
+        `c2f.library.ingest.recorded_run_speech(self.catalog)` (the CLI resumes with it by default)."""
         rows = [r for r in self.catalog.all("pending") if Path(r.stored_path).is_file()]
         return self._ingest([(Path(r.stored_path), r) for r in rows], True, None, progress, transcriber)
 
