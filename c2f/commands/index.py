@@ -63,9 +63,11 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vector-store",
         default=None,
-        metavar="faiss|milvus://[FILE.db|HOST:PORT]",
-        help="where a NEW library keeps its clip vectors (default faiss, in memory; milvus:// is a "
-        "Milvus Lite file in the library, pip install 'c2f[milvus]')",
+        metavar="faiss|qdrant://[DIR|HOST:PORT]|milvus://[FILE.db|HOST:PORT]",
+        help="where a NEW library keeps its clip vectors (default faiss, in memory; qdrant:// is "
+        "recommended past RAM: Qdrant's embedded engine in the library folder, vectors on disk, or "
+        "qdrant://HOST:PORT a Qdrant server or cluster, pip install 'c2f[qdrant]'; milvus:// is a "
+        "Milvus Lite file, pip install 'c2f[milvus]')",
     )
 
 

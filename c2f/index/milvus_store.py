@@ -18,7 +18,6 @@ killed mid-insert leaves nothing half listed (the next open deletes a pending vi
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 
 from c2f.errors import C2FError
 from c2f.index.clip_index import ClipIndex, ClipIndexError, VideoHit
+from c2f.index.external_store import ExternalIndex
 
 SCHEME = "milvus://"
 CLIP_BITS = 24  # clip row id = video key << CLIP_BITS | clip number (16M clips per video)
@@ -69,9 +69,11 @@ def _connect(uri: str) -> Any:
         raise C2FError(f"cannot open the Milvus store {uri}: {exc}") from None
 
 
-class MilvusClipIndex:
+class MilvusClipIndex(ExternalIndex):
     """Clip vectors of a library's videos in two Milvus collections: clips (id, video, clip, vec)
     and videos (id = video key, clips); the vectors are L2-normalised on the way in."""
+
+    STORE = "milvus"
 
     def __init__(self, uri: str, dim: int, fingerprint: str) -> None:
         self.uri, self.dim, self.fingerprint = uri, int(dim), fingerprint
@@ -130,21 +132,6 @@ class MilvusClipIndex:
 
     def _mark(self, key: int, clips: int) -> None:
         self._client.upsert(self._videos, [{"id": key, "clips": clips, "unused": [0.0, 0.0]}])
-
-    # --- state -----------------------------------------------------------------------------------
-    @property
-    def num_videos(self) -> int:
-        return len(self._lengths)
-
-    @property
-    def num_clips(self) -> int:
-        return sum(self._lengths.values())
-
-    def __contains__(self, video_key: int) -> bool:
-        return int(video_key) in self._lengths
-
-    def video_keys(self) -> list[int]:
-        return sorted(self._lengths)
 
     # --- writing ---------------------------------------------------------------------------------
     def add(self, video_key: int, vectors: np.ndarray) -> None:
@@ -228,28 +215,7 @@ class MilvusClipIndex:
                 vectors[int(r["clip"])] = r["vec"]
         return vectors.astype(np.float64) @ q.astype(np.float64)
 
-    # --- files -----------------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """A saved version is a pointer to the collection (the vectors are Milvus's to keep)."""
+    # --- files (save/load: a pointer to the collections, ExternalIndex) -----------------------
+    def _flush(self) -> None:
         self._client.flush(self.collection)
         self._client.flush(self._videos)
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        pointer = {"store": "milvus", "uri": self.uri, "dim": self.dim, "fingerprint": self.fingerprint}
-        (d / POINTER).write_text(json.dumps(pointer, indent=1))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> MilvusClipIndex:
-        path = Path(directory) / POINTER
-        try:
-            pointer = json.loads(path.read_text())
-            return cls(pointer["uri"], int(pointer["dim"]), pointer["fingerprint"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise ClipIndexError(f"{path}: not a readable Milvus store pointer ({exc})") from None
-
-
-POINTER = "store.json"
-
-
-def is_saved_milvus(directory: str | Path) -> bool:
-    return (Path(directory) / POINTER).is_file()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from c2f.errors import FeatureFileError
+from c2f.errors import C2FError, FeatureFileError
 from c2f.features import ClipFeatures
 from c2f.library.catalog import VideoRecord
 from c2f.library.storage import LibraryFiles
@@ -100,21 +100,38 @@ class IndexVersions:
 
 
 def load_saved_index(directory: Path) -> ClipIndex:
-    """A saved version: faiss files, or a pointer to a vector store (c2f.index.milvus_store)."""
+    """A saved version: faiss files, or a pointer (store.json) to a vector store, which names it."""
     from c2f.index import ClipIndex
-    from c2f.index.milvus_store import MilvusClipIndex, is_saved_milvus
+    from c2f.index.external_store import is_saved_pointer, read_pointer
 
-    return MilvusClipIndex.load(directory) if is_saved_milvus(directory) else ClipIndex.load(directory)  # type: ignore[return-value]
+    if not is_saved_pointer(directory):
+        return ClipIndex.load(directory)
+    if read_pointer(directory)["store"] == "qdrant":
+        from c2f.index.qdrant_store import QdrantClipIndex
+
+        return QdrantClipIndex.load(directory)  # type: ignore[return-value]
+    from c2f.index.milvus_store import MilvusClipIndex
+
+    return MilvusClipIndex.load(directory)  # type: ignore[return-value]
 
 
 def index_maker(vector_store: str, library_root: Path) -> Callable[[int, str], ClipIndex] | None:
     """How new indexes of a library are made: None for faiss (the default), else the store's."""
     if vector_store == "faiss":
         return None
-    from c2f.index.milvus_store import MilvusClipIndex, client_uri
+    from c2f.index import milvus_store, qdrant_store
 
-    uri = client_uri(vector_store, library_root)  # checked now: a bad setting fails at once
-    return lambda dim, fingerprint: MilvusClipIndex(uri, dim, fingerprint)  # type: ignore[return-value]
+    # The location is checked now: a bad setting fails before any video is read.
+    if qdrant_store.is_qdrant_uri(vector_store):
+        location = qdrant_store.client_uri(vector_store, library_root)
+        return lambda dim, fingerprint: qdrant_store.QdrantClipIndex(location, dim, fingerprint)  # type: ignore[return-value]
+    if milvus_store.is_milvus_uri(vector_store):
+        uri = milvus_store.client_uri(vector_store, library_root)
+        return lambda dim, fingerprint: milvus_store.MilvusClipIndex(uri, dim, fingerprint)  # type: ignore[return-value]
+    raise C2FError(
+        f"vector store {vector_store!r}: give faiss, qdrant://[DIR | HOST:PORT], qdrant-local://DIR "
+        "or milvus://[FILE.db | HOST:PORT]"
+    )
 
 
 class IndexSync:
