@@ -246,6 +246,14 @@ def test_synthetic_benchmark_needs_token_order():
 def test_training_really_learns(tmp_path):
     data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
     cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion")
+    # lr 2e-3, not 1e-3: Eq. 10's L1 loss drives the importance gate S_h to ~0 in the first ~100
+    # steps, which zeroes the fused features (Eq. 8) and holds the span loss at chance until the CQA
+    # over W^emb (Eq. 5) finds the query's words in the clips; that plateau lasts ~500-1000 steps
+    # here, and at 1e-3 the linear decay leaves too little step size to end it within 1000 steps
+    # (SVMR 0.7-R@1 17-30 over 5 seeds). At 2e-3, over 8 data/training seeds: SVMR 0.7-R@1 34-90,
+    # VCMR 0.7-R@1 3.1-7.5 and 0.7-R@10 21-62, last loss 0.5-1.9 (the CPU trains in float32
+    # whatever C2F_CPU_BF16 says); the thresholds sit well under the worst seed.
+    settings = dict(batch_size=32, lr=2e-3, warmup=30, eval_every=500)
     result = train_model(
         cfg,
         data.corpus(),
@@ -253,18 +261,17 @@ def test_training_really_learns(tmp_path):
         [data.tokens(q.desc) for q in data.train],
         data.val,
         [data.tokens(q.desc) for q in data.val],
-        TrainSettings(steps=1000, batch_size=32, lr=1e-3, warmup=30, eval_every=500, hard_negative_after=500),
+        TrainSettings(steps=1000, hard_negative_after=500, **settings),
         out_dir=tmp_path / "run",
         progress=False,
     )
     first, last = result.history[0], result.history[-1]
-    # Thresholds of the paper-faithful Fusion (Eq. 5 over W^emb, q_c from a second query encoder),
-    # which learns slower here than the earlier contextual variant did (SVMR 0.7-R@1 ~23 vs ~76 at
-    # 1000 steps): still far above chance.
-    assert last["loss"] < 2.8
+    assert last["loss"] < 2.5  # ~3.1 on the plateau (span loss at chance over ~23 clips)
     # chance VCMR R@1 at IoU 0.7 is about 1 / (400 videos x ~100 spans) = 0.0025 %; SVMR ~1 %
-    assert result.best_metrics["VCMR"]["0.7-r1"] >= 1.0, result.history
-    assert result.best_metrics["SVMR"]["0.7-r1"] >= 15.0
+    best = result.best_metrics
+    assert best["VCMR"]["0.7-r1"] >= 1.25, result.history
+    assert best["VCMR"]["0.7-r10"] >= 12.0, result.history
+    assert best["SVMR"]["0.7-r1"] >= 25.0, result.history
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     # resuming continues from the saved step instead of starting over
     more = train_model(
@@ -274,7 +281,7 @@ def test_training_really_learns(tmp_path):
         [data.tokens(q.desc) for q in data.train],
         [],
         [],
-        TrainSettings(steps=1010, batch_size=32, lr=1e-3, warmup=30, eval_every=500),
+        TrainSettings(steps=1010, **settings),
         out_dir=tmp_path / "run",
         resume=True,
         progress=False,
