@@ -26,10 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "c2f/model/config.py; the options below override them)",
     )
     p.add_argument("--localizer", choices=["base", "fusion"], default="fusion")
+    p.add_argument(
+        "--highlight-loss",
+        choices=["l1", "bce"],
+        default="l1",
+        help="Eq. 10's importance loss: l1 (the paper) or bce (VSLNet's weighted BCE; learns sooner)",
+    )
     p.add_argument("--aug", action="store_true", help="paper 2.4 data augmentation")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2000; paper 5000)")
     p.add_argument("--batch-size", type=int, default=None, help="queries per micro-batch (default 32)")
-    p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per step (default 1; paper 16)")
+    p.add_argument(
+        "--grad-accum", type=int, default=None, help="micro-batches per step (default 1; paper 16)"
+    )
     p.add_argument("--lr", type=float, default=None, help="default 1e-4")
     p.add_argument("--eval-every", type=int, default=None, help="default 500; paper 200")
     p.add_argument(
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             token_dim=data.token_dim,
             localizer=args.localizer,
             augment=args.aug,
+            highlight_loss=args.highlight_loss,
         )
         train_q, val_q, feature_settings = data.train, data.val, None
     else:
@@ -112,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             token_dim=probe.shape[1],
             localizer=args.localizer,
             augment=args.aug,
+            highlight_loss=args.highlight_loss,
         )
         # every file once into memory-mapped arrays (subtitle tokens included), cached beside them
         pack = pack_features(args.features, fs, encode, text_spec)

@@ -7,6 +7,8 @@ from typing import Any
 
 from c2f.errors import CheckpointError
 
+HIGHLIGHT_LOSSES = ("l1", "bce")
+
 
 @dataclass(frozen=True)
 class C2FConfig:
@@ -26,6 +28,10 @@ class C2FConfig:
     hard_negatives: int = 20  # top-k negatives weighted x10 after the warm-up, the rest x0.1
     retrieval_weight: float = 8.0  # HERO weighs each ranking direction x8
     localizer_weight: float = 1.0
+    # Eq. 10's importance loss: "l1" as the paper writes it, or "bce", VSLNet's weighted binary
+    # cross-entropy (inside-span clips x2), the source the paper's localizer follows. L1 drives S_h
+    # to ~0 early on; BCE leaves the chance plateau sooner (README, "Fidelity to the paper").
+    highlight_loss: str = "l1"
     augment: bool = False  # paper 2.4 augmentation of video, subtitle and query embeddings
     augment_prob: float = 0.5
 
@@ -41,6 +47,8 @@ class C2FConfig:
         cfg = cls(**data)
         if cfg.localizer not in ("base", "fusion"):
             raise CheckpointError(f"localizer must be 'base' or 'fusion', not {cfg.localizer!r}")
+        if cfg.highlight_loss not in HIGHLIGHT_LOSSES:
+            raise CheckpointError(f"highlight_loss must be 'l1' or 'bce', not {cfg.highlight_loss!r}")
         return cfg
 
 

@@ -64,10 +64,21 @@ def localizer_loss(
     mask: torch.Tensor,
     start: torch.Tensor,
     end: torch.Tensor,
+    highlight: str = "l1",
 ) -> torch.Tensor:
-    """Eq. 10: 0.5 * (CE(start) + CE(end)) + L1(S_h, Y_h) over valid clips."""
+    """Eq. 10: 0.5 * (CE(start) + CE(end)) + L_h(S_h, Y_h), the mean over valid clips.
+
+    L_h is L1 (the paper) or "bce": VSLNet's binary cross-entropy with inside-span clips weighted x2.
+    """
     loss = 0.5 * (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end))
     if importance is not None:
-        y = highlight_target(start, end, importance.shape[1])
-        loss = loss + ((importance - y).abs() * mask).sum() / mask.sum().clamp(min=1)
+        y = highlight_target(start, end, importance.shape[1])  # (B, N)
+        if highlight == "l1":
+            per_clip = (importance - y).abs()
+        elif highlight == "bce":
+            p = importance.clamp(1e-12, 1 - 1e-7)  # S_h is already a sigmoid; clamp keeps log finite
+            per_clip = -(y * p.log() + (1 - y) * (1 - p).log()) * (1 + y)
+        else:
+            raise ValueError(f"highlight loss must be 'l1' or 'bce', not {highlight!r}")
+        loss = loss + (per_clip * mask).sum() / mask.sum().clamp(min=1)
     return loss

@@ -173,7 +173,15 @@ def vsm_loss(
     return (
         l_ctx
         + l_q
-        + localizer_loss(loc.start_logits.float(), loc.end_logits.float(), imp, vb.mask[rows].float(), st, ed)
+        + localizer_loss(
+            loc.start_logits.float(),
+            loc.end_logits.float(),
+            imp,
+            vb.mask[rows].float(),
+            st,
+            ed,
+            cfg.highlight_loss,
+        )
     )
 
 

@@ -267,6 +267,7 @@ def train_model(
                     v_mask[kc].float(),
                     torch.tensor(st_rel, device=dev)[kept],
                     torch.tensor(ed_rel, device=dev)[kept],
+                    cfg.highlight_loss,
                 )
         return l_ctx + l_q, l_loc, cfg.retrieval_weight * (l_ctx + l_q) + cfg.localizer_weight * l_loc
 
