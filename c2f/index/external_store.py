@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from c2f.index.clip_index import ClipIndexError
+import numpy as np
+
+from c2f.index.clip_index import ClipIndex, ClipIndexError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -46,6 +48,15 @@ class ExternalIndex:
 
     def video_keys(self) -> list[int]:
         return sorted(self._lengths)
+
+    # the same query checks as faiss's index (shape, finite, not zero), normalised: (B, dim)
+    _prep_query = ClipIndex._prep_query
+
+    def _search_queries(self, query: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+        """(B, dim) checked, normalised queries and k capped at the listed videos (0: none listed)."""
+        if k < 1:
+            raise ClipIndexError(f"k must be at least 1, not {k}")
+        return self._prep_query(query), min(k, self.num_videos)
 
     def save(self, directory: str | Path) -> None:
         """A saved version is a pointer to the store's collections (the vectors are the store's to keep)."""

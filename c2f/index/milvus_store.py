@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from c2f.errors import C2FError
-from c2f.index.clip_index import ClipIndex, ClipIndexError, VideoHit
+from c2f.index.clip_index import ClipIndexError, VideoHit
 from c2f.index.external_store import ExternalIndex
 
 SCHEME = "milvus://"
@@ -169,18 +169,12 @@ class MilvusClipIndex(ExternalIndex):
         del self._lengths[key]
 
     # --- search ----------------------------------------------------------------------------------
-    # the same query checks as faiss's index (shape, finite, not zero), normalised: (B, dim)
-    _prep_query = ClipIndex._prep_query
-
     def search_videos(self, query: np.ndarray, k: int, approximate: bool | None = None) -> list[list[VideoHit]]:
         """Top-k videos by max clip score (Eq. 3) for each query row: Milvus's grouping search,
         one best clip per video, on the exact FLAT index. `approximate` is ignored (exact)."""
-        if k < 1:
-            raise ClipIndexError(f"k must be at least 1, not {k}")
-        qs = self._prep_query(query)
-        if not self._lengths:
+        qs, k = self._search_queries(query, k)
+        if k == 0:
             return [[] for _ in qs]
-        k = min(k, self.num_videos)
         results = self._client.search(
             self.collection,
             data=[q.tolist() for q in qs],

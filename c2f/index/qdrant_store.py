@@ -382,20 +382,14 @@ class QdrantClipIndex(ExternalIndex):
         return [key << PART_BITS | p for p in range(-(-self._lengths[key] // PART_CLIPS))]
 
     # --- search ----------------------------------------------------------------------------------
-    # the same query checks as faiss's index (shape, finite, not zero), normalised: (B, dim)
-    _prep_query = ClipIndex._prep_query
-
     def search_videos(
         self, query: np.ndarray, k: int, approximate: bool | None = None
     ) -> list[list[VideoHit]]:
         """Top-k videos by max clip score (Eq. 3) for each query row, exact and ranked like
         ClipIndex (ties by video key). `approximate` is ignored (exact)."""
-        if k < 1:
-            raise ClipIndexError(f"k must be at least 1, not {k}")
-        qs = self._prep_query(query)
-        if not self._lengths:
+        qs, k = self._search_queries(query, k)
+        if k == 0:
             return [[] for _ in qs]
-        k = min(k, self.num_videos)
         return [self._final_ranking(self._candidates(q, k), q, k) for q in qs]
 
     def _candidates(self, q: np.ndarray, k: int) -> list[int]:
