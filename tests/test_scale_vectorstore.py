@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videogen import make_video
+from vectorstore_checks import check_library_searches_like_faiss
 
-from c2f.errors import C2FError, LibraryError
+from c2f.errors import C2FError
 from c2f.index import ClipIndex
 
 pytest.importorskip("pymilvus", reason="the Milvus extra is not installed (pip install -r requirements-milvus.txt)")
@@ -64,30 +64,7 @@ def test_store_uris():
 
 
 def test_library_on_milvus_searches_like_faiss(tmp_path):
-    from c2f.library import Library
-
-    videos = [
-        make_video(tmp_path / "v" / "red.mp4", segments=[("red", 2.0), ("green", 1.5)]),
-        make_video(tmp_path / "v" / "blue.mp4", segments=[("blue", 3.0)]),
-        make_video(tmp_path / "v" / "pattern.mp4", seconds=4.0),
-    ]
-    faiss_lib = Library(tmp_path / "faiss", settings="tiny-clip-only")
-    milvus_lib = Library(tmp_path / "milvus", settings="tiny-clip-only", vector_store="milvus://")
-    faiss_lib.add(videos)
-    milvus_lib.add(videos)
-    assert (tmp_path / "milvus" / "indexes" / "milvus.db").exists()
-    for query in ["a red door", "blue sky", "moving pattern"]:
-        a = faiss_lib.search(query, backend="tiny", top_k_videos=3)
-        b = milvus_lib.search(query, backend="tiny", top_k_videos=3)
-        assert [v.video_id for v in b.videos] == [v.video_id for v in a.videos]
-        np.testing.assert_allclose([v.video_score for v in b.videos], [v.video_score for v in a.videos], atol=1e-5)
-    removed = milvus_lib.list()[0].video_id
-    milvus_lib.remove(removed)
-    reopened = Library(tmp_path / "milvus")
-    assert reopened.vector_store == "milvus://"
-    assert removed not in {v.video_id for v in reopened.search("red", backend="tiny", top_k_videos=3).videos}
-    with pytest.raises(LibraryError, match="keeps its vectors in milvus://"):
-        Library(tmp_path / "milvus", vector_store="faiss")
+    check_library_searches_like_faiss(tmp_path, "milvus://", "milvus/indexes/milvus.db", atol=1e-5)
 
 
 def test_a_video_killed_mid_insert_is_not_listed_and_is_cleaned(tmp_path):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videogen import make_video
+from vectorstore_checks import check_library_searches_like_faiss
 
-from c2f.errors import C2FError, LibraryError
+from c2f.errors import C2FError
 from c2f.index import ClipIndex
 
 pytest.importorskip(
@@ -138,29 +138,7 @@ def test_a_video_killed_mid_insert_is_not_listed_and_is_cleaned(tmp_path, monkey
 def test_library_on_qdrant_searches_like_faiss(tmp_path):
     from c2f.library import Library
 
-    videos = [
-        make_video(tmp_path / "v" / "red.mp4", segments=[("red", 2.0), ("green", 1.5)]),
-        make_video(tmp_path / "v" / "blue.mp4", segments=[("blue", 3.0)]),
-        make_video(tmp_path / "v" / "pattern.mp4", seconds=4.0),
-    ]
-    faiss_lib = Library(tmp_path / "faiss", settings="tiny-clip-only")
-    qdrant_lib = Library(tmp_path / "qdrant", settings="tiny-clip-only", vector_store="qdrant://")
-    faiss_lib.add(videos)
-    qdrant_lib.add(videos)
+    check_library_searches_like_faiss(tmp_path, "qdrant://", "qdrant/indexes/qdrant", atol=1e-6)
     assert (tmp_path / "qdrant" / "indexes" / "qdrant").is_dir()
-    for query in ["a red door", "blue sky", "moving pattern"]:
-        a = faiss_lib.search(query, backend="tiny", top_k_videos=3)
-        b = qdrant_lib.search(query, backend="tiny", top_k_videos=3)
-        assert [v.video_id for v in b.videos] == [v.video_id for v in a.videos]
-        np.testing.assert_allclose(
-            [v.video_score for v in b.videos], [v.video_score for v in a.videos], atol=1e-6
-        )
-    removed = qdrant_lib.list()[0].video_id
-    qdrant_lib.remove(removed)
-    reopened = Library(tmp_path / "qdrant")
-    assert reopened.vector_store == "qdrant://"
-    assert removed not in {v.video_id for v in reopened.search("red", backend="tiny", top_k_videos=3).videos}
-    with pytest.raises(LibraryError, match="keeps its vectors in qdrant://"):
-        Library(tmp_path / "qdrant", vector_store="faiss")
     with pytest.raises(C2FError, match="'lancedb://x': give faiss, qdrant://"):
         Library(tmp_path / "bad", vector_store="lancedb://x")
