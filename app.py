@@ -16,7 +16,7 @@ import gradio as gr
 from c2f.errors import C2FError
 from c2f.ui.examples import example_annotations, example_queries, example_videos
 from c2f.ui.media_route import add_media_route
-from c2f.ui.player import RESULTS_CSS, RESULTS_JS, media_url, results_html
+from c2f.ui.player import RESULTS_CSS, RESULTS_JS, media_url, public_result, results_html
 from c2f.ui.plots import curves_table, results_figure
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
 from c2f.ui.text import public_text
@@ -125,12 +125,9 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
     def shown(result, coll):
         """A search's outputs: the results block, the curves and the raw result (no server path)."""
         media = {v.video_id: service.media(coll, v.video_id) for v in result.videos}
-        raw = result.to_dict()
-        for v in raw["videos"]:
-            v.pop("video_file", None)  # a server path: never shown to a visitor
         urls = {video_id: media_url(video) for video_id, (video, _) in media.items()}
         words = result_transcript_html(coll.library, result, urls)  # under the player: the moment's words
-        return results_html(result, media) + words, curves_table(result.videos), raw
+        return results_html(result, media) + words, curves_table(result.videos), public_result(result)
 
     @gpu(SEARCH_SECONDS)
     def search(

@@ -56,6 +56,14 @@ tbody tr:hover { background: rgba(100, 140, 220, 0.12); }
 MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
 
 
+def public_result(result: SearchResult) -> dict:
+    """The result as the JSON a visitor sees: everything but server paths (each video's file)."""
+    raw = result.to_dict()
+    for v in raw["videos"]:
+        v.pop("video_file", None)
+    return raw
+
+
 def status_line(result: SearchResult) -> str:
     timing = " · ".join(f"{k} {v:.0f} ms" for k, v in result.timings.items())
     return f"“{result.query}”: {len(result.videos)} video(s), {len(result.moments)} moment(s) in {timing}"
