@@ -161,7 +161,7 @@ def resolve_weights(name: str) -> Path:
             import torch
 
             try:
-                torch.hub.load_state_dict_from_url(spec.url, progress=False, check_hash=True)
+                torch.hub.load_state_dict_from_url(spec.url, progress=False, check_hash=True, weights_only=True)
                 return cached
             except Exception:
                 pass

@@ -4,19 +4,21 @@ video databases. Both give `(N, d)` arrays keyed by video id; nothing here write
 Formats (HERO `data/data.py` VideoFeatLmdb, VALUE StarterCode `scripts/convert_videodb.py`):
 - npz folder: `<vid>.npz` (any depth below the folder) holding `features` (N, d), float16 or float32.
 - LMDB: the folder holds `data.mdb`; each key is a video id (utf-8), each value either
-  msgpack `{'features': array}` with msgpack-numpy array encoding, or, in `*_compressed` databases,
+  msgpack `{'features': array}` with msgpack-numpy's array encoding (decoded by `decode_numeric`,
+  never by msgpack_numpy.decode, which unpickles object arrays), or, in `*_compressed` databases,
   the bytes of an `.npz` file with `features`. Keys starting with `__` (e.g. `__keys__`) are not
   videos. `id2nframe.json` (HERO) or `id2nframe_<interval>.json` (VALUE) lies in the folder or
   beside it: the number of clips each video is read with (VALUE keeps the smaller of it and the
   stored length).
 
-`lmdb`, `msgpack` and `msgpack-numpy` are imported only when an LMDB store is opened.
+`lmdb` and `msgpack` are imported only when an LMDB store is opened.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +27,38 @@ import numpy as np
 from c2f.errors import FeatureFileError
 
 _ZIP_MAGIC = b"PK\x03\x04"  # an .npz file is a zip archive
+_NUMERIC_KINDS = "biufc"  # bool, signed, unsigned, float, complex
+
+
+class RefusedValueError(ValueError):
+    """A stored value that is not plain numbers (decoding it could run code)."""
+
+
+def decode_numeric(obj: dict) -> object:
+    """msgpack `object_hook` for msgpack-numpy's encoding that builds numeric arrays and scalars only.
+
+    msgpack_numpy.decode unpickles object arrays (kind b'O'), so a tampered database runs its
+    author's code; here object, structured (void) and any other non-numeric dtype is refused.
+    """
+    if b"nd" not in obj:
+        return obj
+    kind = obj.get(b"kind", b"")
+    if kind == b"O":
+        raise RefusedValueError("an object array (decoding it would unpickle); only numeric arrays are read")
+    if kind == b"V":
+        raise RefusedValueError("a structured (void) array; only numeric arrays are read")
+    descr, data = obj.get(b"type"), obj.get(b"data")
+    if kind or not isinstance(descr, str) or not isinstance(data, bytes):
+        raise RefusedValueError(f"not a numeric msgpack-numpy array (kind {kind!r}, type {descr!r})")
+    dtype = np.dtype(descr)  # a plain dtype string: parsing it runs nothing
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise RefusedValueError(f"non-numeric dtype {descr}; only numeric arrays are read")
+    if obj[b"nd"] is not True:  # a numpy scalar
+        return np.frombuffer(data, dtype=dtype, count=1)[0]
+    shape = obj.get(b"shape")
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise RefusedValueError(f"bad array shape {shape!r}")
+    return np.frombuffer(data, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
 
 class FeatureStore(Protocol):
@@ -95,8 +129,7 @@ class LmdbVideoDB:
             import lmdb
         except ImportError:
             raise FeatureFileError(
-                "reading LMDB feature databases needs the packages lmdb, msgpack and msgpack-numpy "
-                "(pip install lmdb msgpack msgpack-numpy)"
+                "reading LMDB feature databases needs the packages lmdb and msgpack (pip install lmdb msgpack)"
             ) from None
         self.path = Path(path)
         if not (self.path / "data.mdb").is_file():
@@ -119,11 +152,12 @@ class LmdbVideoDB:
             if raw[:4] == _ZIP_MAGIC:  # compressed database: npz bytes
                 return _check_matrix(_features_from_npz_bytes(bytes(raw), where), where)
             import msgpack
-            import msgpack_numpy
 
-            value = msgpack.unpackb(raw, object_hook=msgpack_numpy.decode, raw=False)
+            value = msgpack.unpackb(raw, object_hook=decode_numeric, raw=False)
         except FeatureFileError:
             raise
+        except RefusedValueError as exc:
+            raise FeatureFileError(f"{where}: refused: {exc}") from None
         except Exception as exc:
             raise FeatureFileError(f"{where}: unreadable value ({type(exc).__name__}: {exc})") from exc
         if not isinstance(value, dict) or "features" not in value:

@@ -69,10 +69,10 @@ class PackedCorpus:
         self.clip_seconds: float = index["clip_seconds"]
         self.settings = FeatureSettings.from_dict(index["settings"])
         self.text_encoder: dict | None = index["text_encoder"]
-        self.clips = np.load(directory / "clips.npy", mmap_mode="r")  # (total_clips, D)
-        self.segments = np.load(directory / "segments.npy")  # (S, 4)
-        self.seg_clips = np.load(directory / "seg_clips.npy")  # (C,)
-        self.clip_offsets, self.seg_offsets = np.load(directory / "offsets.npy")
+        self.clips = np.load(directory / "clips.npy", mmap_mode="r", allow_pickle=False)  # (total_clips, D)
+        self.segments = np.load(directory / "segments.npy", allow_pickle=False)  # (S, 4)
+        self.seg_clips = np.load(directory / "seg_clips.npy", allow_pickle=False)  # (C,)
+        self.clip_offsets, self.seg_offsets = np.load(directory / "offsets.npy", allow_pickle=False)
         t_rows, t_dim = index["token_shape"]
         self.tokens = (
             np.memmap(directory / "tokens.bin", np.float16, "r", shape=(t_rows, t_dim)) if t_rows else None
@@ -275,6 +275,6 @@ def packed_query_tokens(
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    stored = np.load(offs)
+    stored = np.load(offs, allow_pickle=False)
     offsets, dim = stored[:-1], int(stored[-1])
     return PackedTokens(np.memmap(data, np.float16, "r", shape=(int(offsets[-1]), dim)), offsets)
