@@ -3,56 +3,25 @@
 UI only: every action calls c2f (c2f.ui.service.AppService over c2f.library / c2f.search / c2f.analysis).
 Run: python app.py [--host 0.0.0.0] [--port 7860] [--library DIR] [--mode zero-shot|tiny|learned:NAME]
      [--multi-user]   (on by itself on a Hugging Face Space: private libraries + a shared showcase)
+Settings and launch: c2f.ui.launch (on a Space, the platform's GRADIO_SERVER_NAME / _PORT).
 """
 
 from __future__ import annotations
-
-import argparse
-import os
-from pathlib import Path
 
 import gradio as gr
 
 from c2f.errors import C2FError
 from c2f.ui.examples import example_annotations, example_queries, example_videos
-from c2f.ui.media_route import add_media_route
+from c2f.ui.launch import serve
 from c2f.ui.player import RESULTS_CSS, RESULTS_JS, media_url, public_result, results_html
 from c2f.ui.plots import curves_table, results_figure
-from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppConfig, AppService
+from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppService
 from c2f.ui.text import public_text
 from c2f.ui.transcript import TRANSCRIPT_CSS, result_transcript_html
 from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds, on_zerogpu
 
 LIBRARY_COLUMNS = ["id", "name", "duration (s)", "clips", "status", "subtitles", "error"]
 OUTCOME_COLUMNS = ["desc_id", "query", "video", "rank of right video", "best IoU", "kind"]
-
-def parse_args() -> argparse.Namespace:
-    env = os.environ.get
-    p = argparse.ArgumentParser(description="C2F demo")
-    p.add_argument("--host", default=env("C2F_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(env("C2F_PORT", env("GRADIO_SERVER_PORT", "7860"))))
-    p.add_argument("--library", default=env("C2F_LIBRARY", "c2f_library"), help="library root folder")
-    p.add_argument(
-        "--mode", default=env("C2F_MODE", "zero-shot"), help="zero-shot, tiny or learned:<checkpoint>"
-    )
-    p.add_argument("--max-upload-mb", type=int, default=int(env("C2F_MAX_UPLOAD_MB", "500")))
-    p.add_argument("--max-video-seconds", type=float, default=float(env("C2F_MAX_VIDEO_SECONDS", "3600")))
-    p.add_argument("--device", default=env("C2F_DEVICE"))
-    p.add_argument(
-        "--multi-user",
-        action=argparse.BooleanOptionalAction,
-        default=bool(env("SPACE_ID")) or env("C2F_MULTI_USER", "0") == "1",
-        help="a private library per visitor and a shared read-only showcase (default on a Space)",
-    )
-    p.add_argument(
-        "--cache-examples",
-        action=argparse.BooleanOptionalAction,
-        default=env("C2F_CACHE_EXAMPLES", "1" if env("SPACE_ID") else "0") == "1",
-        help="cache the example queries' results over the showcase on first use (--multi-user only; "
-        "default on a Space)",
-    )
-    return p.parse_args()
-
 
 def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
     """The demo's page. `cache_examples`: the example queries search the read-only showcase, the
@@ -337,33 +306,5 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
     return demo
 
 
-def main() -> None:
-    args = parse_args()
-    config = AppConfig(
-        library_root=Path(args.library),
-        mode=args.mode,
-        max_upload_mb=args.max_upload_mb,
-        max_video_seconds=args.max_video_seconds,
-        device=args.device,
-        multi_user=args.multi_user,
-    )
-    service = AppService(config)
-    service.start(args.mode)
-    demo = build_demo(service, cache_examples=args.cache_examples)
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        # Gradio refuses a whole batch over its limit: twice ours, so the service refuses a big file alone.
-        max_file_size=f"{2 * args.max_upload_mb}mb",
-        show_error=False,
-        prevent_thread_lock=True,
-    )
-    # Served to browsers: the media folder only (playable copies and thumbnails, under names that
-    # are secret per visitor), by our own route, never the libraries' catalogs, indexes or features.
-    add_media_route(demo.app, service.media_root)
-    demo.block_thread()
-
-
 if __name__ == "__main__":
-    main()
+    serve(build_demo)

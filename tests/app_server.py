@@ -20,28 +20,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SPACE_ENV = {"SPACE_ID": "c2f-tests/c2f", "GRADIO_SERVER_NAME": "0.0.0.0"}
+
+
 @contextmanager
 def running_app(
-    library: Path, extra: list[str] | None = None, env: dict | None = None, root: Path = ROOT
+    library: Path,
+    extra: list[str] | None = None,
+    env: dict | None = None,
+    root: Path = ROOT,
+    port: int | None = None,
+    space: bool = False,
 ):
-    """The demo of the source tree `root` (default: this one), serving `library`; yields its URL."""
-    port = free_port()
-    log = open(library.parent / "app.log", "w")  # noqa: SIM115 (closed below)
+    """The demo of the source tree `root` (default: this one), serving `library` in tiny mode on
+    `port` (default: a free one); yields its URL. `space`: started as a Hugging Face Space starts
+    it, `python app.py` with no arguments and the platform's environment (SPACE_ID,
+    GRADIO_SERVER_NAME=0.0.0.0, GRADIO_SERVER_PORT), the mode and library from Space variables.
+    The log (appended to across restarts) is `library.parent / "app.log"`."""
+    port = port or free_port()
+    args = ["--mode", "tiny", "--library", str(library), "--port", str(port)]
+    env = {**os.environ, **(env or {})}
+    if space:
+        args = []
+        env.update(SPACE_ENV, GRADIO_SERVER_PORT=str(port), C2F_MODE="tiny", C2F_LIBRARY=str(library))
+    log = open(library.parent / "app.log", "a")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(root / "app.py"),
-            "--mode",
-            "tiny",
-            "--library",
-            str(library),
-            "--port",
-            str(port),
-            *(extra or []),
-        ],
+        [sys.executable, str(root / "app.py"), *args, *(extra or [])],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env=env,
         cwd=root,
     )
     url = f"http://127.0.0.1:{port}"

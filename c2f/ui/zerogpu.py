@@ -33,6 +33,16 @@ def on_zerogpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
+def import_spaces_first() -> None:
+    """On ZeroGPU, import `spaces` (the platform installs it) before anything touches CUDA: it
+    refuses to load afterwards. Elsewhere nothing."""
+    if on_zerogpu():
+        try:
+            import spaces  # noqa: F401
+        except ImportError as exc:
+            raise C2FError("this Space runs on ZeroGPU but the `spaces` package is missing") from exc
+
+
 def gpu(duration: int | Callable[..., int]):
     """`spaces.GPU(duration=...)` on a ZeroGPU Space, else the function unchanged."""
     try:
