@@ -1,0 +1,65 @@
+"""Where a benchmark result comes from: the commit it was measured on and a hash of the source it
+measured, so that `benchmarks/stale_results.py` can tell which results the working tree has outrun.
+
+A benchmark puts `provenance(paths)` under the key "provenance" of its results JSON, `paths` being
+the source folders or files its numbers depend on (the model benchmarks: c2f/model and c2f/train).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from c2f.ui.media import atomic_write_bytes  # noqa: E402
+
+MODEL_SOURCE = ("c2f/model", "c2f/train")  # what training and the ablation numbers depend on
+
+
+def source_files(paths: tuple[str, ...] | list[str], root: Path = ROOT) -> list[Path]:
+    """The Python files under `paths` (folders or files, relative to `root`), sorted."""
+    files: set[Path] = set()
+    for p in paths:
+        full = root / p
+        if full.is_file():
+            files.add(full)
+        elif full.is_dir():
+            files.update(f for f in full.rglob("*.py") if "__pycache__" not in f.parts)
+        else:
+            raise FileNotFoundError(f"{p} is not in {root}")
+    return sorted(files)
+
+
+def source_hash(paths: tuple[str, ...] | list[str], root: Path = ROOT) -> str:
+    """SHA-256 over the relative path and bytes of every file of `source_files`: any edit, added
+    or removed file changes it; comments count (a hash cannot tell them from code)."""
+    h = hashlib.sha256()
+    for f in source_files(paths, root):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _git(*args: str, root: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def provenance(paths: tuple[str, ...] | list[str] = MODEL_SOURCE, root: Path = ROOT) -> dict[str, Any]:
+    """{"commit", "uncommitted" (the hashed files differ from the commit), "source": {"paths",
+    "sha256"}}: what a results JSON records about the code it measured."""
+    return {
+        "commit": _git("rev-parse", "--short=12", "HEAD", root=root),
+        "uncommitted": bool(_git("status", "--porcelain", "--", *paths, root=root)),
+        "source": {"paths": list(paths), "sha256": source_hash(paths, root)},
+    }
+
+
+def write_results(path: str | Path, result: dict[str, Any]) -> Path:
+    """Write a results JSON in one piece (an interrupted run leaves the previous file whole)."""
+    return atomic_write_bytes(Path(path), (json.dumps(result, indent=1) + "\n").encode())
