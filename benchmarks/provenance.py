@@ -17,7 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from c2f.ui.media import atomic_write_bytes  # noqa: E402
+from c2f.shared_files import atomic_write_bytes  # noqa: E402
 
 MODEL_SOURCE = ("c2f/model", "c2f/train")  # what training and the ablation numbers depend on
 

@@ -9,6 +9,11 @@ model, torch build, kernel limits and C2F version in a JSON file (`C2F_TUNING_CA
 - `C2F_TUNE_<TASK>` (task upper-cased, `-`/`.` as `_`), e.g. `C2F_TUNE_S3D='{"dtype": "float32"}'`:
   the given keys replace the chosen ones, nothing is measured;
 - `C2F_TUNING=off`: take each task's first (default) candidate without measuring.
+
+Concurrency: one measurement per key at a time in a process; a thread asking for a key being
+measured waits for that key only, and nothing else (other keys, `c2f doctor`) waits for a
+measurement. The cache file is rewritten under a lock file beside it (read-modify-write across
+processes loses no entry) and replaced atomically (`c2f.shared_files`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,11 +33,13 @@ from typing import Any
 
 from c2f import __version__
 from c2f.errors import C2FError
+from c2f.shared_files import atomic_write_text, exclusive_lock
 
 Setting = dict[str, Any]  # one candidate, JSON-serialisable: {"dtype": "bfloat16", "batch": 8}
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the two dicts below; never held while measuring or reading files
 _choices: dict[str, Choice] = {}  # this process's choices, by cache key
+_measuring: dict[str, threading.Event] = {}  # key being measured -> set when that measurement ends
 
 
 @dataclass
@@ -120,14 +126,14 @@ def _read_cache() -> dict[str, Any]:
 
 def _write_cache(key: str, choice: Choice) -> None:
     path = cache_path()
+    entry = asdict(choice)
+    json.dumps(entry)  # a setting that is not JSON fails here, before any file is touched
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = _read_cache()
-        data[key] = asdict(choice)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tuning-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)  # atomic: concurrent processes never read half a file
+        with exclusive_lock(path.with_name(path.name + ".lock")):  # other processes' entries are kept
+            data = _read_cache()
+            data[key] = entry
+            atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass  # a read-only home only costs a re-measurement next time
 
@@ -187,44 +193,61 @@ def choose(
         with _lock:  # recorded too, so that `c2f doctor` shows what is in force
             _choices[key] = unmeasured
         return unmeasured
-    with _lock:
-        if key in _choices and _choices[key].source not in ("env", "off"):
-            return _choices[key]
+    while True:
+        with _lock:
+            known = _choices.get(key)
+            if known is not None and known.source not in ("env", "off"):
+                return known
+            pending = _measuring.get(key)
+            if pending is None:  # this thread measures the key; others asking for it wait below
+                done = _measuring[key] = threading.Event()
+                break
+        pending.wait()  # then the choice is known, or that measurement failed and this one runs
+    try:
         cached = _read_cache().get(key)
         if isinstance(cached, dict) and cached.get("setting") in [dict(c) for c in candidates]:
             choice = Choice(**{**cached, "source": "cache"})
+        else:
+            choice = _measure(task, shape, candidates, measure)
+            _write_cache(key, choice)
+        with _lock:
             _choices[key] = choice
-            return choice
-        timings: dict[str, float | None] = {}
-        notes: list[str] = []
-        best: tuple[float, Setting] | None = None
-        skipped = 0
-        for cand in candidates:
-            try:
-                seconds = measure(dict(cand))
-            except Skip:
-                skipped += 1
-                continue
-            except Dominated as exc:  # timed (in part), never chosen
-                timings[label(cand)] = round(exc.seconds * 1e3, 4)
-                notes.append(f"{label(cand)}: {exc}")
-                continue
-            except Reject as exc:
-                seconds = None
-                notes.append(f"{label(cand)}: rejected, {exc}")
-            except Exception as exc:  # a kernel this machine lacks: the candidate is out, not the task
-                seconds = None
-                notes.append(f"{label(cand)}: {type(exc).__name__}: {exc}"[:300])
-            timings[label(cand)] = None if seconds is None else round(seconds * 1e3, 4)
-            if seconds is not None and (best is None or seconds < best[0]):
-                best = (seconds, dict(cand))
-        setting = best[1] if best is not None else dict(candidates[0])
-        if skipped:
-            notes.append(f"{skipped} of {len(candidates)} candidates not timed (their axis was settled)")
-        choice = Choice(task, shape, setting, "measured", timings, notes)
-        _choices[key] = choice
-        _write_cache(key, choice)
         return choice
+    finally:
+        with _lock:
+            del _measuring[key]
+        done.set()
+
+
+def _measure(task: str, shape: str, candidates: Sequence[Setting], measure: Callable[[Setting], float | None]) -> Choice:
+    """Time every candidate; the fastest one that is not rejected wins, else `candidates[0]`."""
+    timings: dict[str, float | None] = {}
+    notes: list[str] = []
+    best: tuple[float, Setting] | None = None
+    skipped = 0
+    for cand in candidates:
+        try:
+            seconds = measure(dict(cand))
+        except Skip:
+            skipped += 1
+            continue
+        except Dominated as exc:  # timed (in part), never chosen
+            timings[label(cand)] = round(exc.seconds * 1e3, 4)
+            notes.append(f"{label(cand)}: {exc}")
+            continue
+        except Reject as exc:
+            seconds = None
+            notes.append(f"{label(cand)}: rejected, {exc}")
+        except Exception as exc:  # a kernel this machine lacks: the candidate is out, not the task
+            seconds = None
+            notes.append(f"{label(cand)}: {type(exc).__name__}: {exc}"[:300])
+        timings[label(cand)] = None if seconds is None else round(seconds * 1e3, 4)
+        if seconds is not None and (best is None or seconds < best[0]):
+            best = (seconds, dict(cand))
+    setting = best[1] if best is not None else dict(candidates[0])
+    if skipped:
+        notes.append(f"{skipped} of {len(candidates)} candidates not timed (their axis was settled)")
+    return Choice(task, shape, setting, "measured", timings, notes)
 
 
 def choices_made() -> list[Choice]:

@@ -24,6 +24,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Speed choices measured by the tests go to a cache of this run, never to the user's.
 os.environ.setdefault("C2F_TUNING_CACHE", str(Path(tempfile.mkdtemp(prefix="c2f-tuning-")) / "tuning.json"))
 
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A tuning cache file of this test only, no C2F_TUNE_* or C2F_TUNING setting, and no choice
+    remembered by the process."""
+    from c2f import tuning
+
+    path = tmp_path / "tuning.json"
+    monkeypatch.setenv("C2F_TUNING_CACHE", str(path))
+    for name in [n for n in os.environ if n.startswith("C2F_TUNE_")] + ["C2F_TUNING"]:
+        monkeypatch.delenv(name, raising=False)
+    tuning.forget()
+    yield path
+    tuning.forget()
+
 # Modules whose results cannot depend on CPU kernels (decoding, parsing, the UI, crash recovery):
 # CI skips them in its extra run under the AVX2 kernel limit. Every other test is "numerics".
 NOT_NUMERICS = {
@@ -39,11 +54,14 @@ NOT_NUMERICS = {
     "test_import_tvr",
     "test_imports",
     "test_library_crash",
+    "test_safe_loading",
     "test_scale_ray",
     "test_scale_vectorstore",
+    "test_shared_files",
     "test_speech_ui",
     "test_subtitles_align",
     "test_subtitles_parse",
+    "test_tuning_concurrency",
     "test_tuning_doctor",
     "test_video_decode",
     "test_video_probe",

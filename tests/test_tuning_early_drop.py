@@ -74,16 +74,6 @@ class FakeEncoder:
         return x + 0.1 if setting["layout"] == "b" else x  # layout b: a lossy kernel
 
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("C2F_TUNING_CACHE", str(tmp_path / "tuning.json"))
-    for name in ("C2F_TUNE_FAKE_ENCODER", "C2F_TUNING"):
-        monkeypatch.delenv(name, raising=False)
-    tuning.forget()
-    yield
-    tuning.forget()
-
-
 def test_fastest_accurate_candidate_is_chosen_and_dominated_ones_are_cut_short(fresh_cache):
     clock = FakeClock()
     enc = FakeEncoder(clock)

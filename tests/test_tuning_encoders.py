@@ -19,18 +19,6 @@ TINY = get_preset("tiny")
 FRAMES = np.random.default_rng(7).integers(0, 255, (6, 64, 96, 3), dtype=np.uint8)
 
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    """A cache file of this test only, and no choice remembered by the process."""
-    path = tmp_path / "tuning.json"
-    monkeypatch.setenv("C2F_TUNING_CACHE", str(path))
-    for name in ("C2F_TUNE_CLIP_IMAGE", "C2F_TUNE_CLIP_TEXT", "C2F_TUNING"):
-        monkeypatch.delenv(name, raising=False)
-    tuning.forget()
-    yield path
-    tuning.forget()
-
-
 def tiny_clip() -> ClipEncoder:
     return ClipEncoder(TINY.clip_model, "random", "cpu")
 

@@ -34,6 +34,7 @@ from c2f.features.settings import FeatureSettings
 from c2f.features.store import Subtitle
 from c2f.features.subtitles import align_subtitles
 from c2f.model.c2f import VideoInput
+from c2f.shared_files import atomic_path
 
 PACK_VERSION = "2"
 PACK_DIR = ".c2f-pack"
@@ -265,16 +266,11 @@ def packed_query_tokens(
     root = Path(cache_dir) / PACK_DIR
     root.mkdir(parents=True, exist_ok=True)
     data, offs = root / f"queries-{fp}.bin", root / f"queries-{fp}.offsets.npy"
-    if not offs.is_file():
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=root)
-        os.close(fd)
-        try:
-            offsets, dim = _write_tokens(Path(tmp), texts, encode, 512, progress)
-            os.replace(tmp, data)
-            np.save(offs, np.concatenate([offsets, [dim]]))  # the width rides last
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if not offs.is_file():  # the offsets file is written last: once it exists, both are whole
+        with atomic_path(data) as tmp:
+            offsets, dim = _write_tokens(tmp, texts, encode, 512, progress)
+        with atomic_path(offs) as tmp:
+            np.save(tmp, np.concatenate([offsets, [dim]]))  # the width rides last
     stored = np.load(offs, allow_pickle=False)
     offsets, dim = stored[:-1], int(stored[-1])
     return PackedTokens(np.memmap(data, np.float16, "r", shape=(int(offsets[-1]), dim)), offsets)

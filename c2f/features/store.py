@@ -17,8 +17,6 @@ No pickles: safetensors holds only raw arrays and string metadata.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from c2f.errors import FeatureFileError
 from c2f.features.settings import FeatureSettings
+from c2f.shared_files import atomic_path
 
 FORMAT_VERSION = "1"
 
@@ -101,14 +100,8 @@ def save_features(feats: ClipFeatures, path: str | Path) -> Path:
     }
     if feats.subtitle_source is not None:
         meta["subtitle_source"] = json.dumps(feats.subtitle_source, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({"features": feats.features, "clip_times": feats.clip_times}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({"features": feats.features, "clip_times": feats.clip_times}, str(tmp), metadata=meta)
     return path
 
 

@@ -33,9 +33,9 @@ from c2f.features import ClipFeatures, FeatureSettings, get_preset
 from c2f.library.catalog import Catalog, VideoRecord
 from c2f.library.indexes import IndexCache, IndexSync, IndexVersions, VectorsFn, index_maker
 from c2f.library.ingest import AddProgress, AddReport, Ingest, SubtitlesArg, transcript_path
-from c2f.library.locks import exclusive_lock
 from c2f.library.storage import FeatureCache, LibraryFiles
 from c2f.search.backends import IndexSpec, default_index_for
+from c2f.shared_files import exclusive_lock
 from c2f.video.files import find_videos
 
 if TYPE_CHECKING:

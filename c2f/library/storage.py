@@ -3,14 +3,13 @@ files (with an in-memory cache) and the cleanup of what a killed writer left beh
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 from c2f.features import ClipFeatures, FeatureSettings, load_features
+from c2f.shared_files import atomic_path
 
 FEATURE_CACHE_SIZE = 256  # feature files kept in memory (a 1 h clip-only video is ~5 MB)
 
@@ -48,10 +47,8 @@ class LibraryFiles:
             return src.resolve()
         dest = self.root / "videos" / f"{video_id}{src.suffix.lower()}"
         if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
-            os.close(fd)
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)
         return dest
 
     def clean_temp_files(self) -> None:

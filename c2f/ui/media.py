@@ -20,20 +20,6 @@ from c2f.video.tools import ffmpeg_exe
 BROWSER_CONTAINERS = {".mp4", ".m4v", ".webm"}
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` through a unique temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _ffmpeg_to(path: Path, args: list[str], what: str, timeout: float) -> Path:
     """Run ffmpeg into a unique temporary file next to `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

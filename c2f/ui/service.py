@@ -23,8 +23,9 @@ from c2f.errors import C2FError, LibraryError, VideoError
 from c2f.library import Library
 from c2f.search import list_checkpoints, load_backend
 from c2f.search.types import SearchResult
+from c2f.shared_files import atomic_write_bytes
 from c2f.ui.examples import example_videos
-from c2f.ui.media import atomic_write_bytes, folder_bytes, playable_copy, thumbnail
+from c2f.ui.media import folder_bytes, playable_copy, thumbnail
 from c2f.ui.visitors import IdleSweeper, VisitorKeys
 from c2f.video import probe_video
 from c2f.video.files import VIDEO_EXTENSIONS
