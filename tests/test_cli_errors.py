@@ -222,3 +222,26 @@ def test_index_mode_tiny_makes_a_tiny_library(capsys, tmp_path):
     # an existing library must fit the mode asked for
     line = assert_one_error(capsys, ["index", str(video), "--library", str(lib), "--preset", "default"])
     assert f"the library {lib} was created with feature preset 'tiny-clip-only'" in line
+
+
+@pytest.mark.parametrize("command", ["index", "extract"])
+def test_an_argument_without_videos_next_to_good_files_gets_one_line(capsys, tmp_path, command):
+    from videogen import make_video
+
+    video = make_video(tmp_path / "v.mp4", seconds=2.0, size=(64, 48))
+    named_like_a_video, empty = tmp_path / "dir.mp4", tmp_path / "empty"
+    named_like_a_video.mkdir()
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no video here")
+    where = {"extract": ["--out", str(tmp_path / "feats"), "--preset", "tiny"]}
+    where["index"] = ["--library", str(tmp_path / "lib"), "--mode", "tiny"]
+    argv = [command, str(named_like_a_video), str(video), str(empty), *where[command], "--device", "cpu"]
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    for folder in (named_like_a_video, empty):  # one line each, naming it
+        lines = [line for line in captured.err.splitlines() if str(folder) in line]
+        assert len(lines) == 1 and lines[0].startswith(f"skipped {folder}: a folder with no video file"), lines
+    assert status == 1  # something asked for was not done
+    # the good video is still processed
+    assert ("1 added" in captured.out) if command == "index" else ("1 of 1 videos extracted" in captured.out)

@@ -35,16 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from c2f.commands.index import videos_from_arguments
     from c2f.errors import C2FError
     from c2f.features import get_preset
     from c2f.features.extract import ExtractOutcome, extract_to_dir
-    from c2f.video.files import VIDEO_EXTENSIONS, find_videos
 
     settings = get_preset(args.preset)
-    videos = find_videos(args.inputs)
-    if not videos:
-        kinds = " ".join(sorted(VIDEO_EXTENSIONS))
-        raise C2FError(f"no videos found in {', '.join(args.inputs)} (video files end in {kinds})")
+    videos, without_videos = videos_from_arguments(args.inputs)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -80,4 +77,4 @@ def run(args: argparse.Namespace) -> int:
     )
     for outcome in failures:
         print(f"  failed: {outcome.video}: {outcome.error}")
-    return 1 if failures else 0
+    return 1 if failures or without_videos else 0

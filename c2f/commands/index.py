@@ -4,6 +4,8 @@ add videos to a library."""
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,24 @@ def open_or_create_library(
         return Library(path, settings=settings, device=device, vector_store=vector_store)
     except OSError as exc:
         raise LibraryError(f"{exc.filename or path}: cannot create the library there ({exc.strerror})") from None
+
+
+def videos_from_arguments(arguments: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """(the videos the arguments name, in order; the arguments that name none). Each of the latter
+    (a folder without video files, e.g. one named dir.mp4) gets one line on stderr; C2FError when
+    no argument names a video."""
+    from c2f.errors import C2FError
+    from c2f.video.files import VIDEO_EXTENSIONS, videos_in
+
+    kinds = " ".join(sorted(VIDEO_EXTENSIONS))
+    per_argument = [(argument, videos_in(argument)) for argument in arguments]
+    videos = [video for _, found in per_argument for video in found]
+    if not videos:
+        raise C2FError(f"no videos found in {', '.join(arguments)} (video files end in {kinds})")
+    without = [argument for argument, found in per_argument if not found]
+    for argument in without:
+        print(f"skipped {argument}: a folder with no video file in it (video files end in {kinds})", file=sys.stderr)
+    return videos, without
 
 
 def add_workers_argument(p: argparse.ArgumentParser) -> None:
@@ -111,12 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from c2f.errors import C2FError
-    from c2f.video.files import VIDEO_EXTENSIONS, find_videos
 
-    videos = find_videos(args.paths)
-    if not videos:
-        kinds = " ".join(sorted(VIDEO_EXTENSIONS))
-        raise C2FError(f"no videos found in {', '.join(args.paths)} (video files end in {kinds})")
+    videos, without_videos = videos_from_arguments(args.paths)
     if args.checkpoint and args.mode != "learned":
         raise C2FError("--checkpoint goes with --mode learned")
     path = library_folder(args.library)
@@ -161,4 +177,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  failed: {name}: {message}")
     for name, message in report.warnings:  # indexed, but without something (e.g. unreadable subtitles)
         print(f"  warning: {name}: {message}")
-    return 1 if report.failed else 0
+    return 1 if report.failed or without_videos else 0

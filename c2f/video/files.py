@@ -8,13 +8,16 @@ from pathlib import Path
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 
 
+def videos_in(path: str | Path) -> list[Path]:
+    """A folder's video files (searched recursively, sorted; none for a folder named like a video,
+    e.g. dir.mp4, that holds none), or the path itself when it is not a folder (kept even when
+    missing or not a video, so that it is reported)."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+    return [p]
+
+
 def find_videos(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (kept even when missing, so they are reported); folders searched recursively."""
-    found: list[Path] = []
-    for item in paths:
-        p = Path(item)
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-        else:
-            found.append(p)
-    return found
+    """`videos_in` of each path, in order."""
+    return [video for item in paths for video in videos_in(item)]
