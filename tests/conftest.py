@@ -64,6 +64,7 @@ NOT_NUMERICS = {
     "test_tuning_concurrency",
     "test_tuning_doctor",
     "test_video_decode",
+    "test_video_pipe",
     "test_video_probe",
 }
 

@@ -161,6 +161,37 @@ def make_damaged_copy(src: str | Path, path: str | Path, seed: int = 0) -> Path:
     return path
 
 
+def make_error_flood_ts(path: str | Path, seconds: float = 60.0, seed: int = 0) -> Path:
+    """An MPEG-TS (H.264 in 32 slices a frame + 96 kHz AAC) with 20 bytes of garbage in the payload of
+    every 188-byte packet that continues a frame, after the first tenth of the file (clean, so that
+    ffprobe reads the streams). Headers, PES starts and clocks stay intact, so the timestamps hold.
+    For 60 s ffmpeg logs about 1 MB of video and 0.3 MB of audio decoding errors, far more than a
+    pipe holds (~64 KB), and decodes it in about a second."""
+    path = Path(path)
+    clean = path.with_name(path.stem + ".clean.ts")
+    _run(
+        [
+            "-f", "lavfi", "-i", f"testsrc2=s=256x192:r=25:d={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=96000:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-x264opts", "slices=32",
+            "-c:a", "aac", "-f", "mpegts", str(clean),
+        ]
+    )  # fmt: skip
+    data = bytearray(clean.read_bytes())
+    clean.unlink()
+    rng = random.Random(seed)
+    packets = len(data) // 188
+    for packet in range(packets // 10, packets):
+        at = packet * 188
+        starts_pes = data[at + 1] & 0x40
+        payload_only = data[at + 3] & 0x30 == 0x10  # no adaptation field (clock, stuffing)
+        if not starts_pes and payload_only:
+            spot = at + 4 + rng.randrange(0, 164)
+            data[spot : spot + 20] = rng.randbytes(20)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def make_image(path: str | Path, size: tuple[int, int] = (64, 48)) -> Path:
     """A single still picture (format from the extension: .png, .jpg)."""
     path = Path(path)

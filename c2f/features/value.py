@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import math
-import subprocess
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -50,6 +49,7 @@ from c2f.errors import EmptyVideoError, FeatureMismatchError, VideoError
 from c2f.features.settings import FeatureSettings
 from c2f.features.store import ClipFeatures, Subtitle, VideoMeta
 from c2f.video import VideoInfo
+from c2f.video.pipe import FfmpegPipe
 from c2f.video.tools import ffmpeg_exe
 
 S3D_FPS = 30  # mil-nce/extract.py --target_framerate
@@ -126,24 +126,17 @@ def clip_fps(probe: ValueProbe) -> float:
 def iter_ffmpeg_frames(cmd: list[str], size: int, chunk: int, path: str) -> Iterator[np.ndarray]:
     """uint8 (t <= chunk, size, size, 3) from an ffmpeg rawvideo pipe; the process ends with the caller."""
     frame_bytes = size * size * 3
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with FfmpegPipe(cmd, path) as pipe:
         while True:
-            raw = proc.stdout.read(frame_bytes * chunk)
+            raw = pipe.read(frame_bytes * chunk)  # writable (torch refuses read-only buffers)
             n = len(raw) // frame_bytes
             if n:
-                # a writable copy (torch refuses read-only buffers)
-                yield np.frombuffer(bytearray(raw[: n * frame_bytes]), np.uint8).reshape(n, size, size, 3)
+                yield np.frombuffer(raw, np.uint8, count=n * frame_bytes).reshape(n, size, size, 3)
             if n < chunk:
                 break
-        if proc.wait() != 0:
-            error = proc.stderr.read().decode(errors="replace").strip().splitlines()
-            raise VideoError(path, "ffmpeg failed" + (f" ({error[-1]})" if error else ""))
-    finally:
-        proc.stdout.close()
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
+        if pipe.wait() != 0:
+            reason = pipe.last_line()
+            raise VideoError(path, "ffmpeg failed" + (f" ({reason})" if reason else ""))
 
 
 def s3d_frame_pick(fps: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f.errors import CorruptVideoError, NotAFileError, NotAVideoError
+from c2f.video.pipe import FfmpegPipe
 from c2f.video.tools import ffmpeg_exe, ffprobe_exe
 
 SAMPLE_RATE = 16_000  # Whisper's input rate
@@ -57,38 +58,17 @@ def iter_audio(path: str | Path, chunk_seconds: float = 30.0) -> Iterator[np.nda
         ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
         "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
+    with FfmpegPipe(cmd, str(path)) as pipe:
         while True:
-            data = _read_exactly(proc.stdout, chunk_bytes)
+            data = pipe.read(chunk_bytes)
             usable = len(data) - len(data) % _BYTES_PER_SAMPLE
             if usable:
-                yield np.frombuffer(data[:usable], dtype=np.float32).copy()
+                yield np.frombuffer(data, dtype=np.float32, count=usable // _BYTES_PER_SAMPLE)
             if len(data) < chunk_bytes:
                 break
-        stderr = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            why = (stderr.splitlines() or ["ffmpeg failed"])[-1]
+        if pipe.wait() != 0:
+            why = pipe.last_line() or "ffmpeg failed"
             raise CorruptVideoError(str(path), f"the audio could not be decoded ({why})")
-    finally:
-        if proc.poll() is None:  # the caller stopped early: do not leave ffmpeg writing to a full pipe
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def _read_exactly(stream, n: int) -> bytes:
-    """`n` bytes, fewer only at the end of the stream (a pipe may return short reads)."""
-    parts, got = [], 0
-    while got < n:
-        block = stream.read(n - got)
-        if not block:
-            break
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
 
 
 def read_audio(path: str | Path) -> np.ndarray:

@@ -3,7 +3,7 @@
 Sampling rule (the one every caller relies on): sample k is taken at t_k = (k + 0.5) / fps for
 k = 0 .. ceil(duration * fps) - 1 and shows the last source frame with pts <= t_k (the frame on
 screen at t_k); samples past the last frame repeat it. decord first (it resizes inside the
-decoder), an ffmpeg pipe when decord fails or stalls.
+decoder), an ffmpeg pipe (c2f/video/pipe.py) when decord fails or stalls.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import math
 import os
 import queue
 import re
-import subprocess
-import threading
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from c2f.errors import CorruptVideoError, EmptyVideoError
+from c2f.video.pipe import FfmpegPipe
 from c2f.video.probe import VideoInfo, probe_video
 from c2f.video.tools import ffmpeg_exe
 
@@ -162,38 +160,33 @@ _SHOWINFO = re.compile(rb"\bn:\s*\d+\s+pts:\s*\S+\s+pts_time:(\S+)")
 _ERROR_LINE = re.compile(rb"(?i)error|invalid|corrupt|truncat|no such|denied")
 
 
-class _FfmpegLog(threading.Thread):
-    """Drains ffmpeg's stderr (a full pipe would stall ffmpeg and with it our read of stdout):
-    the pts of every output frame, in order, and the last few error lines for messages."""
+class _ShowinfoLog:
+    """ffmpeg's log lines as they come (FfmpegPipe's parser): the pts of every output frame, in
+    order, then None when the log ends; error lines stay in the pipe's tail for messages."""
 
-    def __init__(self, stream) -> None:
-        super().__init__(daemon=True, name="c2f-ffmpeg-log")
-        self.stream = stream
+    def __init__(self) -> None:
         self.frame_pts: queue.Queue[float | None] = queue.Queue()
-        self.errors: deque[str] = deque(maxlen=3)
 
-    def run(self) -> None:
-        for line in iter(self.stream.readline, b""):
-            found = _SHOWINFO.search(line)
-            if found:
-                try:
-                    self.frame_pts.put(float(found.group(1)))
-                except ValueError:  # "NOPTS"
-                    self.frame_pts.put(math.nan)
-            elif _ERROR_LINE.search(line):
-                self.errors.append(line.decode(errors="replace").strip())
-        self.frame_pts.put(None)
-
-    def last_error(self) -> str:
-        return self.errors[-1] if self.errors else ""
+    def __call__(self, line: bytes) -> bool:
+        if not line:
+            self.frame_pts.put(None)
+            return False
+        found = _SHOWINFO.search(line)
+        if found:
+            try:
+                self.frame_pts.put(float(found.group(1)))
+            except ValueError:  # "NOPTS"
+                self.frame_pts.put(math.nan)
+            return False
+        return bool(_ERROR_LINE.search(line))
 
 
-def _ffmpeg_frames(proc, log: _FfmpegLog, info: VideoInfo, ow: int, oh: int):
+def _ffmpeg_frames(pipe: FfmpegPipe, log: _ShowinfoLog, info: VideoInfo, ow: int, oh: int):
     """Decoded frames in presentation order with their pts (seconds from the video stream start)."""
     frame_bytes = ow * oh * 3
     previous = -math.inf
     while True:
-        raw = proc.stdout.read(frame_bytes)
+        raw = pipe.read(frame_bytes)
         if len(raw) < frame_bytes:
             return
         try:
@@ -212,7 +205,8 @@ def _ffmpeg_frames(proc, log: _FfmpegLog, info: VideoInfo, ow: int, oh: int):
 
 def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) -> Iterator[FrameChunk]:
     """Stream every decoded frame through a pipe, keeping only the one on screen at the next t_k:
-    pts come from ffmpeg itself (showinfo), so dropped, damaged or edit-list frames cannot shift them."""
+    pts come from ffmpeg itself (showinfo), so dropped, damaged or edit-list frames cannot shift them.
+    ffmpeg is ended when it makes no progress for the pipe's stall timeout (CorruptVideoError)."""
     ow, oh = output_size(info, short_side)
     # ffmpeg auto-rotates before our scale filter, so the output is upright at display size.
     cmd = [
@@ -235,25 +229,23 @@ def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) ->
         "rgb24",
         "-",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    log = _FfmpegLog(proc.stderr)
-    log.start()
-    try:
-        frames = _ffmpeg_frames(proc, log, info, ow, oh)
+    log = _ShowinfoLog()
+    with FfmpegPipe(cmd, path, on_line=log) as pipe:
+        frames = _ffmpeg_frames(pipe, log, info, ow, oh)
         shown = next(frames, None)  # (frame (H, W, 3), pts) on screen at the current sample
         if shown is None:
-            reason = log.last_error()
+            reason = pipe.last_line()
             raise EmptyVideoError(path, "no decodable video frame" + (f" ({reason})" if reason else ""))
         upcoming = next(frames, None)
         if upcoming is None:
-            check_coverage(path, info, np.array([shown[1]]), log.last_error())
+            check_coverage(path, info, np.array([shown[1]]), pipe.last_line())
         buf: list[np.ndarray] = []
         buf_pts: list[float] = []
         for k in range(start, len(times)):
             while upcoming is not None and upcoming[1] <= times[k] + 1e-6:
                 shown, upcoming = upcoming, next(frames, None)
                 if upcoming is None:
-                    check_coverage(path, info, np.array([shown[1]]), log.last_error())
+                    check_coverage(path, info, np.array([shown[1]]), pipe.last_line())
             buf.append(shown[0])
             buf_pts.append(shown[1])
             if len(buf) == chunk_frames or k == len(times) - 1:
@@ -261,9 +253,3 @@ def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) ->
                     frames=np.stack(buf), times=times[k + 1 - len(buf) : k + 1], pts=np.asarray(buf_pts)
                 )
                 buf, buf_pts = [], []
-    finally:
-        proc.stdout.close()
-        proc.kill()
-        proc.wait()
-        log.join(timeout=5)
-        proc.stderr.close()
