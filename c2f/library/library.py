@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from c2f.features.parallel import Extractor
     from c2f.index import ClipIndex
     from c2f.search.backends import SearchBackend
-    from c2f.search.types import SearchResult
+    from c2f.search.by_example import Query
+    from c2f.search.types import Moment, SearchResult
     from c2f.speech.whisper import WhisperTranscriber
 
 __all__ = ["AddReport", "Library", "default_library_root", "find_videos", "open_library"]
@@ -251,15 +252,40 @@ class Library:
     # --- search ----------------------------------------------------------------------------------
     def search(
         self,
-        query: str,
+        query: str | Query,
         backend: SearchBackend | str = "zero-shot",
         top_k_videos: int = 10,
         moments_per_video: int = 3,
     ) -> SearchResult:
-        """Coarse-to-fine search: top videos by Eq. 3, then moments inside each (see c2f.search.engine)."""
+        """Coarse-to-fine search: top videos by Eq. 3, then moments inside each (see c2f.search.engine).
+        `query`: a sentence, or a `c2f.search.Query`: a moment of a library video ("more like
+        this", the source moment left out) or a picture, alone or mixed with a sentence at a
+        stated weight (c2f.search.by_example)."""
         from c2f.search.backends import load_backend
         from c2f.search.engine import search_library
 
         if isinstance(backend, str):
             backend = load_backend(backend, device=self.device)
         return search_library(self, backend, query, top_k_videos, moments_per_video)
+
+    # --- export ----------------------------------------------------------------------------------
+    def export(
+        self,
+        moments: Iterable[Moment],
+        out_dir: str | Path,
+        fmt: str,
+        exact_cuts: bool = False,
+        title: str = "C2F moments",
+    ) -> list[Path]:
+        """Write found moments (a search's, or a chosen subset, best first) into `out_dir` as
+        "csv", "json", "edl" (CMX 3600) or "clips" (a zip of cut clips: re-encoded exact cuts
+        with `exact_cuts`, else stream copies from the keyframe before each moment); returns the
+        files written (c2f.export)."""
+        from c2f.export import ExportMoment, export_moments
+
+        chosen = [
+            ExportMoment(m.video_id, m.name, self.video_path(m.video_id), m.start, m.end, m.score)
+            for m in moments
+        ]
+        return export_moments(chosen, out_dir, fmt, exact_cuts, title)
+

@@ -29,6 +29,7 @@ class SearchBackend(Protocol):
     is_tiny: bool  # random tiny weights: results are meaningless
     fingerprint: str  # names the index built for this backend (indexes/<fingerprint>/)
     feature_settings: FeatureSettings  # the features it reads
+    example_queries: bool  # takes a moment or a picture as the query (c2f.search.by_example)
 
     def check_library(self, settings: FeatureSettings) -> None:
         """Raise FeatureMismatchError when a library's features do not fit this backend."""

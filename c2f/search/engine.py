@@ -15,6 +15,14 @@ import numpy as np
 
 from c2f.errors import FeatureFileError, QueryError
 from c2f.ranking import order_cosines_with_ties
+from c2f.search.by_example import (
+    Query,
+    check_backend,
+    encode_example_query,
+    mask_clips,
+    overlaps,
+    rank_by_example,
+)
 from c2f.search.query import clean_query
 from c2f.search.types import Moment, SearchResult, VideoResult
 
@@ -52,6 +60,10 @@ class SearchableLibrary(Protocol):
 
     def load_features(self, video_id: str) -> ClipFeatures: ...
 
+    def get(self, video_id: str) -> VideoEntry:
+        """The catalog row of a video (LibraryError when there is none)."""
+        ...
+
     def is_listed(self, key: int) -> bool:
         """False once the video of `key` was removed."""
         ...
@@ -60,22 +72,34 @@ class SearchableLibrary(Protocol):
 def search_library(
     library: SearchableLibrary,
     backend: SearchBackend,
-    query: str,
+    query: str | Query,
     top_k_videos: int = 10,
     moments_per_video: int = 3,
 ) -> SearchResult:
+    """`query`: a sentence, or a Query (a moment or a picture, alone or mixed with text:
+    c2f.search.by_example)."""
     if top_k_videos < 1 or moments_per_video < 1:
         raise QueryError("top_k_videos and moments_per_video must be at least 1")
-    clean_query(query)  # a bad query is reported before anything is loaded
+    if isinstance(query, Query) and not query.is_example:
+        query = query.text  # type: ignore[assignment]  # text alone
+    if not isinstance(query, Query):
+        clean_query(query)  # a bad query is reported before anything is loaded
+    else:
+        check_backend(backend)
     backend.check_library(library.settings)
     t0 = time.perf_counter()
-    encoded = backend.encode_query(query)
+    if isinstance(query, Query):
+        encoded = encode_example_query(library, backend, query)
+    else:
+        encoded = backend.encode_query(query)
     t1 = time.perf_counter()
     # Inside the block the index and the catalog snapshot cannot change under us.
     with library.snapshot(backend.fingerprint, backend.clip_vectors) as (index, records):
         t2 = time.perf_counter()
         rank = getattr(backend, "rank_videos", None)  # a backend may rank on its own curve (speech)
-        if rank is not None:
+        if encoded.by_example:
+            hits = rank_by_example(library, backend, index, records, encoded, top_k_videos)
+        elif rank is not None:
             hits = rank(library, index, records, encoded, top_k_videos)
         else:
             hits = index.search_videos(encoded.vector, top_k_videos)[0]
@@ -129,9 +153,16 @@ def localize_hit(
         raise
     similarity = index.clip_scores(encoded.vector, hit.video_key)  # (N,) the numbers Eq. 3 maxed
     curve = getattr(backend, "clip_curve", None)
-    if curve is not None:  # e.g. visual fused with speech: the curve the backend ranked videos by
+    left_out = encoded.exclude.get(rec.video_id)
+    if encoded.by_example:
+        similarity = encoded.scale * similarity.astype(np.float64)  # a mixed query's weighted cosines
+        if left_out is not None:  # the source moment: never part of a found moment
+            similarity = mask_clips(similarity, *left_out)
+    elif curve is not None:  # e.g. visual fused with speech: the curve the backend ranked videos by
         similarity = curve(encoded, feats, similarity)
     loc = backend.localize(encoded, feats, similarity, moments_per_video)
+    if left_out is not None:
+        loc.spans = [sp for sp in loc.spans if not overlaps(sp, *left_out)]
     moments = [
         Moment(
             video_id=rec.video_id,

@@ -31,6 +31,8 @@ _CACHED_VIDEOS = 128  # V_temp of recently searched videos (a 100-video coarse s
 
 
 class LearnedBackend:
+    example_queries = False  # its localizer reads the query's words: no moment or picture queries
+
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
         path = Path(checkpoint)
         self.model, self.meta = load_checkpoint(path, device)

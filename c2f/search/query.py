@@ -17,6 +17,10 @@ class QueryEncoding:
     vector: np.ndarray  # (d,) in the retrieval space of the backend's index
     notes: list[str] = field(default_factory=list)  # shown to the user, e.g. "the query was cut"
     extra: dict = field(default_factory=dict)  # backend-specific (e.g. token states for localization)
+    # Queries by example (c2f.search.by_example); a text query keeps these defaults.
+    by_example: bool = False  # a moment or picture in the query: ranked and localized on `vector` alone
+    scale: float = 1.0  # a clip's score is scale * <vector / |vector|, clip> (a mixed query's |m|)
+    exclude: dict[str, tuple[int, int]] = field(default_factory=dict)  # video_id -> (first, last) clips left out
 
 
 def clean_query(query: object) -> str:

@@ -56,6 +56,8 @@ def clip_stream_vectors(feats: ClipFeatures) -> np.ndarray:
 
 
 class ZeroShotBackend:
+    example_queries = True  # a moment or a picture can be the query: the index is CLIP's image space
+
     def __init__(self, settings: FeatureSettings, device: str | None = None) -> None:
         from c2f.encoders import create_clip_encoder
         from c2f.speech.sentence import DEFAULT_SENTENCE_MODEL, TINY_SENTENCE_MODEL
@@ -126,6 +128,10 @@ class ZeroShotBackend:
         if self.speech_weight > 0:
             extra["speech"] = self.sentence_encoder().encode([text])[0]  # (d_s,)
         return QueryEncoding(text=text, vector=emb.pooled[0].numpy(), notes=notes, extra=extra)
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) RGB, short side already at the decoder's size -> (d,) unit CLIP image vector."""
+        return self.encoder.encode_images(pixels[None])[0].numpy()
 
     # --- speech ----------------------------------------------------------------------------------
     def _cues(self, feats: ClipFeatures) -> tuple[np.ndarray, np.ndarray]:

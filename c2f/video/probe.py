@@ -29,6 +29,8 @@ class VideoInfo:
     # Timestamp of the video stream's start: decoded pts are reported relative to it, so the
     # first frame of a trimmed, offset or MPEG-TS file is at 0 s like in a player.
     start_time: float = 0.0
+    # The start timecode stamped on the file by a camera or an editor ('01:00:00:00'), or None.
+    timecode: str | None = None
 
 
 def _rate(text: str | None) -> float:
@@ -99,6 +101,16 @@ def _rotation(stream: dict) -> int:
 _SIGNATURES = (b"\x1a\x45\xdf\xa3", b"RIFF", b"OggS", b"\x00\x00\x01\xba", b"FLV")
 
 
+def _start_timecode(video: dict, streams: list[dict], fmt: dict) -> str | None:
+    """The 'timecode' tag of the video stream, else of another stream (an mp4 tmcd track), else
+    of the container."""
+    for tags in [video.get("tags")] + [s.get("tags") for s in streams] + [fmt.get("tags")]:
+        value = (tags or {}).get("timecode")
+        if value:
+            return str(value).strip()
+    return None
+
+
 def _looks_like_media(path: Path) -> bool:
     """Container magic bytes: such a file that ffprobe rejects is damaged, not a non-video."""
     head = path.open("rb").read(16)
@@ -164,4 +176,5 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         container=container,
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         start_time=_seconds(vs.get("start_time")),
+        timecode=_start_timecode(vs, streams, fmt),
     )
