@@ -51,6 +51,7 @@ NOT_NUMERICS = {
     "test_cli_errors",
     "test_data_tvr",
     "test_eval_predictions",
+    "test_export",
     "test_import_tvr",
     "test_imports",
     "test_library_crash",
