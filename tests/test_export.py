@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import opentimelineio as otio
 import pytest
-from videogen import make_video
+from videogen import make_offset_copy, make_video
 
 from c2f.errors import C2FError
 from c2f.export import ExportMoment, export_moments
@@ -134,6 +134,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "30": make_video(d / "v30.mkv", fps=30, segments=colours),
         "29.97": make_video(d / "v2997.mp4", fps="30000/1001", seconds=62, size=(64, 48)),  # type: ignore[arg-type]
     }
+    out["ts"] = make_offset_copy(out["25"], d / "offset.ts", 10.0)  # no index; audio starts before video
     stamped = d / "stamped.mp4"
     from videogen import _run
 
@@ -240,3 +241,19 @@ def test_fast_clips_are_stream_copies_from_a_keyframe(videos, tmp_path: Path) ->
         info, source = probe_video(tmp_path / "out" / name), probe_video(m.path)
         assert info.codec == source.codec  # copied, not re-encoded
         assert info.duration >= m.end - m.start - 1 / source.fps  # at least the moment (from a keyframe before it)
+
+
+def test_cuts_from_a_container_without_index(videos, tmp_path: Path) -> None:
+    """MPEG-TS (no index, one keyframe, audio starting before the video, timestamps from 11.4 s):
+    the blue second exactly, whether asked exact or fast (a stream copy cannot start there)."""
+    ts = probe_video(videos["ts"])
+    assert ts.start_time > ts.format_start_time > 10 and ts.container == "mpegts"
+    for exact in (True, False):
+        (zip_path,) = export_moments([moment(videos["ts"], 1.0, 2.0)], tmp_path / str(exact), "clips", exact_cuts=exact)
+        with zipfile.ZipFile(zip_path) as zf:
+            (name,) = zf.namelist()[1:]
+            zf.extractall(tmp_path / str(exact))
+        assert name == "001_offset_1.00-2.00.mp4"
+        colours, _ = frames_of(tmp_path / str(exact) / name)
+        assert len(colours) == 25 and (colours[:, 2] > 200).all() and (colours[:, 0] < 60).all()
+

@@ -98,17 +98,17 @@ def write_edls(moments: Sequence[ExportMoment], out: Path, title: str) -> list[P
 def write_clips_zip(moments: Sequence[ExportMoment], path: Path, exact: bool) -> Path:
     """A zip of one clip per moment plus moments.csv naming each clip's file (stored, not
     compressed: video is compressed already)."""
-    from c2f.export.clips import cut_clip, safe_stem
+    from c2f.export.clips import clip_extension, cut_clip, safe_stem
     from c2f.export.tables import moments_csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".c2f-clips-", dir=path.parent) as work:
+    infos = {p: _probe(p) for p in dict.fromkeys(m.path for m in moments)}
+    with tempfile.TemporaryDirectory(prefix=".tmp-clips-", dir=path.parent) as work:
         names = []
-        rates = {p: Rate.of(_probe(p).fps) for p in dict.fromkeys(m.path for m in moments)}
         for rank, m in enumerate(moments, 1):
-            ext = ".mp4" if exact else m.path.suffix.lower()
-            name = f"{rank:03d}_{safe_stem(m.name)}_{m.start:.2f}-{m.end:.2f}{ext}"
-            cut_clip(m.path, m.start, m.end, rates[m.path], Path(work) / name, exact)
+            info = infos[m.path]
+            name = f"{rank:03d}_{safe_stem(m.name)}_{m.start:.2f}-{m.end:.2f}{clip_extension(info, exact)}"
+            cut_clip(info, m.start, m.end, Path(work) / name, exact)
             names.append(name)
         with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("moments.csv", moments_csv(moments, names))

@@ -31,6 +31,8 @@ class VideoInfo:
     start_time: float = 0.0
     # The start timecode stamped on the file by a camera or an editor ('01:00:00:00'), or None.
     timecode: str | None = None
+    # The container's start (its earliest stream's, e.g. audio): ffmpeg's -ss counts from it.
+    format_start_time: float = 0.0
 
 
 def _rate(text: str | None) -> float:
@@ -177,4 +179,5 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         start_time=_seconds(vs.get("start_time")),
         timecode=_start_timecode(vs, streams, fmt),
+        format_start_time=_seconds(fmt.get("start_time")),
     )
