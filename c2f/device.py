@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -20,10 +22,19 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """Half precision where it is safe (CUDA); full precision on the CPU."""
+    """Half precision where it is safe (CUDA); full precision on the CPU. Not for the `value`
+    extraction, which keeps the reference's dtypes (`no_autocast`)."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+@contextlib.contextmanager
+def no_autocast() -> Iterator[None]:
+    """Autocast off on the CPU and on CUDA, whatever a caller enabled around us: each tensor keeps
+    the dtype of the weights it meets (the `value` extraction's reference precision)."""
+    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+        yield
 
 
 def forced_cpu_bf16() -> bool | None:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from c2f.device import autocast_dtype, pick_device
+from c2f.device import no_autocast, pick_device
 from c2f.encoders.clip import resize_center_crop
 from c2f.errors import CheckpointError
 from c2f.weights import resolve_weights
@@ -299,12 +299,12 @@ class MilNceS3DGEncoder:
         self.dim = self.config.mixed_5c_dim
         self.embed_dim = self.config.embed_dim
         self.tokenizer = WordTokenizer(vocabulary, self.config.max_words)
-        # float32, or bfloat16 on a CPU when C2F_CPU_BF16=1 (not measured per machine, unlike the
-        # other encoders: on one AMX Xeon bfloat16 3D convolutions ran slower than float32)
+        # float32 on every device, never under autocast (MIL-NCE's and HERO's extractor precision),
+        # or bfloat16 on a CPU when C2F_CPU_BF16=1 (not measured per machine, unlike the other
+        # encoders: on one AMX Xeon bfloat16 3D convolutions ran slower than float32)
         cpu_bf16 = self.device.type == "cpu" and os.environ.get("C2F_CPU_BF16") == "1"
         self.dtype = torch.bfloat16 if cpu_bf16 else torch.float32
         self.model = model.eval().to(self.device, self.dtype)
-        self._amp = autocast_dtype(self.device)
         # Clips per forward pass: on the CPU one full-size clip's activations (~50 MB after the
         # stem) already fill the cache; the tiny model batches freely.
         self.batch_size = 8 if self.device.type == "cuda" or weights == "random" else 1
@@ -327,7 +327,7 @@ class MilNceS3DGEncoder:
         pooled, joint = [], []
         for s in range(0, len(clips), batch_size):
             x = self._video_input(clips[s : s + batch_size])
-            with torch.autocast(self.device.type, dtype=self._amp, enabled=self._amp is not None):
+            with no_autocast():
                 out = self.model(x)
             pooled.append(out["mixed_5c"].float().cpu())
             joint.append(out["video_embedding"].float().cpu())
@@ -343,6 +343,6 @@ class MilNceS3DGEncoder:
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """(B,) texts -> text_embedding (B, 512) float32, not normalised (MIL-NCE scores dot products)."""
         ids = self.tokenizer(texts).to(self.device)
-        with torch.autocast(self.device.type, dtype=self._amp, enabled=self._amp is not None):
+        with no_autocast():
             out = self.model.text_module(ids)
         return out.float().cpu()

@@ -11,10 +11,12 @@ CLIP: `fps=0.6666666666666666` (= 2/3; `fps=2/max(int(d), 1)` for a video shorte
 filter (rounding `near`, no start time) shows at output frame k the last source frame whose pts is
 before (k + 1/2) x 1.5 s, pts counted from the first frame (a frame exactly on the half is the next
 slot's), and stops after round(duration / 1.5) frames. Raw `encode_image` output, rounded to float16.
-CLIP runs in float32 on a CPU (bfloat16 only when C2F_CPU_BF16=1, as S3D-G), not in the setting the
-tuner measured for the shared encoder: a bfloat16 tower passes the tuner's bound (cosine 0.9999 to
-float32) yet moves the raw values far more than their float16 rounding, and which one a process had
-would depend on what it encoded before.
+Precision as HERO's extractor, never under autocast: CLIP with float16 weights on a GPU (as OpenAI's
+clip.load converts them: layer norms in float32) and float32 on a CPU (bfloat16 only when
+C2F_CPU_BF16=1, as S3D-G), not in the setting the tuner measured for the shared encoder: a bfloat16
+tower passes the tuner's bound (cosine 0.9999 to float32) yet moves the raw values far more than
+their float16 rounding, and which one a process had would depend on what it encoded before.
+S3D-G in float32 on every device (bfloat16 on a CPU only when C2F_CPU_BF16=1).
 
 S3D-G: `fps=30`; the frames are padded to whole seconds by repeating the last frame, then to a
 multiple of 3 seconds by repeating the last second (30 frames), cut into 45-frame clips, and the
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from c2f.device import autocast_dtype, forced_cpu_bf16
+from c2f.device import forced_cpu_bf16, no_autocast
 from c2f.encoders.clip import ClipEncoder
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
 from c2f.errors import EmptyVideoError, FeatureMismatchError, VideoError
@@ -211,12 +213,37 @@ def _check(settings: FeatureSettings) -> None:
         )
 
 
+def value_tower_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of CLIP's weights in VALUE's extraction: float16 on a GPU (OpenAI's clip.load
+    converts them there), float32 on a CPU (bfloat16 only when C2F_CPU_BF16=1)."""
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if forced_cpu_bf16() else torch.float32
+
+
 def value_image_tower(clip_enc: ClipEncoder) -> nn.Module:
-    """CLIP's image tower in VALUE's dtype: float32 (under autocast on a GPU), bfloat16 on a CPU only
-    when C2F_CPU_BF16=1. The shared encoder's own tower when it has that dtype, else a copy."""
-    want = torch.bfloat16 if clip_enc.device.type == "cpu" and forced_cpu_bf16() else torch.float32
+    """CLIP's image tower in VALUE's precision (`value_tower_dtype`): the shared encoder's own tower
+    when it is wholly in that dtype (float32 or bfloat16 on a CPU), else a copy made once."""
+    want = value_tower_dtype(clip_enc.device)
     visual = clip_enc.model.visual
-    return visual if next(visual.parameters()).dtype == want else _image_tower_in(clip_enc, want)
+    if want != torch.float16 and next(visual.parameters()).dtype == want:
+        return visual
+    return _image_tower_in(clip_enc, want)
+
+
+def openai_half(tower: nn.Module) -> nn.Module:
+    """float16 weights as OpenAI's convert_weights leaves them (clip.load on a GPU): convolutions,
+    linear layers, attention and the projection in float16; layer norms keep float32 weights and
+    compute in float32; the class and position embeddings are cast to the activations' dtype where
+    they are added (open_clip's forward does that). In place; returns `tower`."""
+    from open_clip.model import convert_weights_to_lp
+    from open_clip.transformer import LayerNormFp32
+
+    convert_weights_to_lp(tower, torch.float16)
+    for module in tower.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.__class__ = LayerNormFp32  # same parameters; x.float() in, x's dtype out
+    return tower
 
 
 # encoder -> {dtype: its image tower in that dtype}, kept as long as the encoder is
@@ -226,28 +253,30 @@ _towers_lock = threading.Lock()
 
 @torch.inference_mode(False)  # ordinary parameters, whoever asks
 def _image_tower_in(clip_enc: ClipEncoder, dtype: torch.dtype) -> nn.Module:
-    """A copy of the encoder's image tower in `dtype` (made once; the encoder's stays as tuned)."""
+    """A copy of the encoder's image tower in `dtype` (made once; the encoder's stays as tuned);
+    float16 the OpenAI way (`openai_half`)."""
     with _towers_lock:
         kept = _towers.setdefault(clip_enc, {})
         if dtype not in kept:
             visual = clip_enc.model.visual
             if next(visual.parameters()).dtype == torch.float32:
-                kept[dtype] = copy.deepcopy(visual).to(dtype)
+                tower = copy.deepcopy(visual)
             else:  # tuning cast the tower and dropped its float32 weights (rounded now): load them again
-                kept[dtype] = ClipEncoder(clip_enc.arch, clip_enc.weights, clip_enc.device).model.visual.to(dtype)
+                tower = ClipEncoder(clip_enc.arch, clip_enc.weights, clip_enc.device).model.visual
+            kept[dtype] = openai_half(tower) if dtype == torch.float16 else tower.to(dtype)
         return kept[dtype]
 
 
 @torch.inference_mode()
 def encode_clip_raw(clip_enc: ClipEncoder, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
-    """uint8 (T, S, S, 3) -> (T, d) raw CLIP image embeddings (not normalised), float16-rounded."""
+    """uint8 (T, S, S, 3) -> (T, d) raw CLIP image embeddings (not normalised), float16-rounded.
+    Autocast is off: the tower's own dtypes, as in VALUE's extractor."""
     visual = value_image_tower(clip_enc)  # open_clip's encode_image(x) is visual(x) without normalize
-    dtype = next(visual.parameters()).dtype
-    amp = autocast_dtype(clip_enc.device)
+    dtype = visual.conv1.weight.dtype  # the input's dtype, as encode_image casts it
     out = []
     for s in range(0, len(frames), batch_size):
         x = clip_enc.preprocess(frames[s : s + batch_size]).to(dtype)  # already S x S: only mean/std
-        with torch.autocast(clip_enc.device.type, dtype=amp, enabled=amp is not None):
+        with no_autocast():
             emb = visual(x)
         out.append(emb.float().cpu())
     return torch.cat(out).half().float() if out else torch.zeros(0, clip_enc.image_dim)
