@@ -45,6 +45,19 @@ def test_result_transcript_is_the_best_moments_video(tmp_path):
     assert result_transcript_html(lib, type(result)("q", "b", [], []), {}) == '<div id="transcript"></div>'
 
 
+def test_the_words_shown_are_bounded_around_the_moment():
+    from c2f.ui.transcript import MAX_CUE_CHARS, MAX_CUES
+
+    cues = [Subtitle(float(k), k + 0.5, f"cue {k} " + "x" * (1000 if k == 5000 else 0)) for k in range(20_000)]
+    page = transcript_html("long.mp4", cues, None, "u", (5000.2, 5001.2))
+    starts = [float(t) for t in re.findall(r'data-t="([0-9.]+)"', page)]
+    assert len(starts) == MAX_CUES and starts == sorted(starts) and 5000.0 in starts
+    assert starts[0] == 5000 - MAX_CUES // 2  # centred on the moment's first cue
+    assert marked(page) == ["cue 5000 " + "x" * (MAX_CUE_CHARS - len("cue 5000 ") - 1) + "…", "cue 5001 "]
+    assert f"(the {MAX_CUES} cues around the moment, of 20000)" in page and len(page) < 40_000
+    assert len(re.findall("data-t=", transcript_html("a", cues[:50], None, "u", (1.0, 2.0)))) == 50
+
+
 def test_no_words_block():
     assert "no words" in transcript_html("x.mp4", [], None, "u", (0.0, 1.0))
 
@@ -60,8 +73,9 @@ def test_service_transcribes_on_upload_and_searches_speech(tmp_path):
     make_speech_video(talk, sentences=("she hands him the keys",))
     outcome = service.index("tiny", [talk], transcribe=True)
     assert outcome.added == ["talk.mp4"] and not outcome.failed
-    rec = service.library("tiny").list()[0]
-    source = load_features(service.library("tiny").feature_path(rec.video_id)).subtitle_source
-    assert source["machine_made"] and source["model"] == service.transcriber("tiny").label
+    library = service.collection("tiny", None).library
+    rec = library.list()[0]
+    source = load_features(library.feature_path(rec.video_id)).subtitle_source
+    assert source["machine_made"] and source["model"] == service.backends.transcriber("tiny").label
     result, _ = service.search("tiny", "the keys", match="both")
     assert "speech (both" in result.backend_name and result.videos[0].name == "talk.mp4"

@@ -35,7 +35,9 @@ def hub_examples_folder(cache_dir: str | Path | None = None) -> Path | None:
 
         folder = snapshot_download(repo, repo_type="dataset", cache_dir=cache_dir, local_files_only=True)
     except Exception as exc:  # not preloaded, or no huggingface_hub: the bundled clips alone
-        log.warning("%s=%s is not in the local Hub cache (%s): bundled examples only", HUB_REPO_ENV, repo, exc)
+        log.warning(
+            "%s=%s is not in the local Hub cache (%s): bundled examples only", HUB_REPO_ENV, repo, exc
+        )
         return None
     return Path(folder)
 

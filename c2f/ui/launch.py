@@ -66,7 +66,9 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         help="library root folder (default: C2F_LIBRARY, else /data/c2f_library on a Space with "
         "persistent storage, else ./c2f_library)",
     )
-    p.add_argument("--mode", default=get("C2F_MODE", "zero-shot"), help="zero-shot, tiny or learned:<checkpoint>")
+    p.add_argument(
+        "--mode", default=get("C2F_MODE", "zero-shot"), help="zero-shot, tiny or learned:<checkpoint>"
+    )
     p.add_argument("--max-upload-mb", type=int, default=int(get("C2F_MAX_UPLOAD_MB", "500")))
     p.add_argument("--max-video-seconds", type=float, default=float(get("C2F_MAX_VIDEO_SECONDS", "3600")))
     p.add_argument("--device", default=get("C2F_DEVICE"))

@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from c2f.errors import C2FError
+from c2f.shared_files import atomic_path
 from c2f.video.tools import ffmpeg_exe
+
+if TYPE_CHECKING:
+    from c2f.library import Library
 
 # Containers every browser plays as they are (H.264/VP9 inside); anything else is converted once.
 BROWSER_CONTAINERS = {".mp4", ".m4v", ".webm"}
@@ -22,18 +27,12 @@ BROWSER_CONTAINERS = {".mp4", ".m4v", ".webm"}
 
 def _ffmpeg_to(path: Path, args: list[str], what: str, timeout: float) -> Path:
     """Run ffmpeg into a unique temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         proc = subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-y", *args, tmp], capture_output=True, timeout=timeout
+            [ffmpeg_exe(), "-v", "error", "-y", *args, str(tmp)], capture_output=True, timeout=timeout
         )
-        if proc.returncode != 0 or os.path.getsize(tmp) == 0:
+        if proc.returncode != 0 or tmp.stat().st_size == 0:
             raise C2FError(f"could not make {what}: {proc.stderr.decode(errors='replace')[-200:].strip()}")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -45,15 +44,12 @@ def playable_copy(video: Path, out_dir: Path, stem: str, height: int = 480) -> P
     if out.is_file():
         return out
     if ext in BROWSER_CONTAINERS:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=ext)
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            os.link(video, tmp)
-        except OSError:  # another file system: a copy
-            shutil.copyfile(video, tmp)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            tmp.unlink()  # (a link needs a free name)
+            try:
+                os.link(video, tmp)
+            except OSError:  # another file system: a copy
+                shutil.copyfile(video, tmp)
         return out
     args = ["-i", str(video), "-vf", f"scale=-2:'min({height},ih)'", "-c:v", "libx264", "-preset"]
     args += ["veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart"]
@@ -80,3 +76,47 @@ def folder_bytes(path: Path) -> int:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
+
+
+class MediaFiles:
+    """The playable copy and thumbnail of each indexed video, made once per media folder; kept in
+    memory once made, so a search costs one stat per video instead of catalog reads."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Path, str], tuple[Path, Path | None]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, library: Library, folder: Path, video_id: str) -> tuple[Path, Path | None]:
+        """(playable video, thumbnail or None) of one indexed video of `library`, made in `folder`."""
+        with self._lock:
+            made = self._made.get((folder, video_id))
+        if made is not None and made[0].is_file():  # (a removed video takes its media with it)
+            return made
+        rec = library.get(video_id)
+        video = playable_copy(library.video_path(video_id), folder, video_id)
+        try:
+            thumb = thumbnail(video, 0.3 * (rec.duration or 0.0), folder / f"{video_id}.jpg")
+        except C2FError:
+            thumb = None
+        with self._lock:
+            self._made[(folder, video_id)] = (video, thumb)
+        return video, thumb
+
+    def make_all(self, library: Library, folder: Path) -> None:
+        """Media of every indexed video of `library` that has none yet."""
+        for rec in library.list():
+            if rec.status == "indexed":
+                self.of(library, folder, rec.video_id)
+
+    def remove(self, folder: Path, video_id: str) -> None:
+        """The media of a removed video."""
+        with self._lock:
+            self._made.pop((folder, video_id), None)
+        for f in folder.glob(f"{video_id}.*"):
+            f.unlink(missing_ok=True)
+
+    def forget(self, folder: Path) -> None:
+        """Drop what is known of a media folder that is going away."""
+        with self._lock:
+            for key in [k for k in self._made if k[0].is_relative_to(folder)]:
+                del self._made[key]

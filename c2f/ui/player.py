@@ -1,10 +1,11 @@
 """The search results as one HTML block: status line, a player on the original video (opened at the
-best moment by a media fragment, `#t=start`), the top videos' thumbnails and the ranked moments.
+best moment by a media fragment, `#t=start`), the top videos' thumbnails, the ranked moments and
+each top video's curves with its predicted spans (c2f.ui.curves).
 
 One block instead of a table, a gallery, a video and a status component: the browser renders one
 piece of HTML per search (the costly part of a search, in the browser, was updating many Svelte
-components). Clicking a moment row or a thumbnail seeks the player in the browser (RESULTS_JS), with no
-request to the server and no file cut. Media are served from the media folder only, by the demo's
+components). Clicking a moment row, a thumbnail or a span of the curves seeks the player in the
+browser (RESULTS_JS), with no request to the server and no file cut. Media are served from the media folder only, by the demo's
 own route under opaque names (c2f.ui.media_route: no server path reaches the browser); the browser
 caches them.
 """
@@ -15,12 +16,14 @@ import html
 from pathlib import Path
 
 from c2f.search.types import SearchResult
+from c2f.ui.curves import CURVES_CSS, CURVES_JS, result_curves_html
 from c2f.ui.media_route import media_url
 
 # js_on_load of the results block (runs once, when it mounts). window.c2fSeek(src, t): show `src`
-# (if given and another file) and jump to `t` seconds; the plot's brush calls it too. One delegated
-# click listener, so re-rendered rows need none of their own.
-RESULTS_JS = """
+# (if given and another file) and jump to `t` seconds. One delegated click listener, so re-rendered
+# rows, thumbnails and spans need none of their own; the curves' hover and click (CURVES_JS).
+RESULTS_JS = (
+    """
 window.c2fSeek = (src, t) => {
   const v = document.querySelector('#player video');
   if (!v || !Number.isFinite(t)) return;
@@ -39,9 +42,12 @@ if (!element.dataset.c2fRows) {
   });
 }
 """
+    + CURVES_JS
+)
 
 # Scoped by Gradio to the results block.
-RESULTS_CSS = """
+RESULTS_CSS = (
+    """
 .c2f-videos { display: flex; gap: 8px; flex-wrap: wrap; margin: 6px 0; }
 .c2f-videos button { border: 1px solid #8884; border-radius: 6px; padding: 4px; background: none;
   cursor: pointer; font-size: 12px; text-align: left; max-width: 180px; }
@@ -52,6 +58,8 @@ th, td { padding: 3px 6px; border-bottom: 1px solid #8884; text-align: left; }
 tbody tr { cursor: pointer; }
 tbody tr:hover { background: rgba(100, 140, 220, 0.12); }
 """
+    + CURVES_CSS
+)
 
 MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
 
@@ -96,12 +104,14 @@ def results_html(result: SearchResult, media: dict[str, tuple[Path, Path | None]
         parts.append(f'<div class="c2f-videos">{"".join(cards)}</div>')
     head = "".join(f"<th>{c}</th>" for c in MOMENT_COLUMNS)
     rows = "".join(
-        f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}"><td>{rank}</td>'
+        f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}" data-rank="{rank}"><td>{rank}</td>'
         f"<td>{esc(m.name)}</td><td>{m.start:.2f}</td><td>{m.end:.2f}</td><td>{m.score:.4f}</td>"
         f"<td>{m.video_score:.4f}</td></tr>"
         for rank, m in enumerate(result.moments, 1)
     )
     parts.append(f'<table id="moments"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
+    urls = {video_id: media_url(files[0]) for video_id, files in media.items()}
+    parts.append(result_curves_html(result.videos, result.moments, urls))
     return "\n".join(parts)
 
 

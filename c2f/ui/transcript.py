@@ -2,7 +2,9 @@
 transcript of its speech), each clickable to seek the player, the cues of the found moment marked.
 
 Says where the words come from: "machine transcript (model, language)" or "subtitle file"; a
-machine transcript of the tiny test model says TINY TEST MODE (its words are random).
+machine transcript of the tiny test model says TINY TEST MODE (its words are random). The page
+stays small whatever the file holds: at most MAX_CUES cues around the moment, each cut to
+MAX_CUE_CHARS characters, and the header says how many are shown.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import html
 from typing import TYPE_CHECKING
 
 from c2f.features.store import Subtitle
+
+MAX_CUES = 200
+MAX_CUE_CHARS = 300
 
 if TYPE_CHECKING:
     from c2f.library import Library
@@ -47,16 +52,31 @@ def transcript_html(
 ) -> str:
     """One video's cues in time order; a cue overlapping the moment [start, end] is a <mark>."""
     esc = html.escape
-    head = f"<p><b>Words of {esc(name)}</b>: {esc(source_label(source, bool(cues)))}</p>"
+    ordered = sorted(cues, key=lambda c: (c.start, c.end))
+    shown = shown_cues(ordered, moment)
+    label = source_label(source, bool(cues))
+    if len(shown) < len(ordered):
+        label += f" (the {len(shown)} cues around the moment, of {len(ordered)})"
+    head = f"<p><b>Words of {esc(name)}</b>: {esc(label)}</p>"
     parts = []
-    for cue in sorted(cues, key=lambda c: (c.start, c.end)):
+    for cue in shown:
         inside = moment is not None and cue.start < moment[1] and cue.end > moment[0]
         tag = "mark" if inside else "span"
+        text = cue.text if len(cue.text) <= MAX_CUE_CHARS else cue.text[: MAX_CUE_CHARS - 1] + "…"
         parts.append(
             f'<{tag} data-src="{esc(video_url)}" data-t="{cue.start:.3f}">'
-            f"<small>{_clock(cue.start)}</small>{esc(cue.text)}</{tag}>"
+            f"<small>{_clock(cue.start)}</small>{esc(text)}</{tag}>"
         )
     return f'<div id="transcript">{head}<p class="c2f-cues">{" ".join(parts)}</p></div>'
+
+
+def shown_cues(ordered: list[Subtitle], moment: tuple[float, float] | None) -> list[Subtitle]:
+    """At most MAX_CUES of the time-ordered cues: a window centred on the moment's first cue."""
+    if len(ordered) <= MAX_CUES:
+        return ordered
+    at = 0 if moment is None else next((k for k, c in enumerate(ordered) if c.end > moment[0]), len(ordered))
+    first = min(max(0, at - MAX_CUES // 2), len(ordered) - MAX_CUES)
+    return ordered[first : first + MAX_CUES]
 
 
 def result_transcript_html(library: Library, result: SearchResult, video_urls: dict[str, str]) -> str:

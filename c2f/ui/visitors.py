@@ -1,84 +1,115 @@
-"""Who a visitor is on a public deployment, and where their private files live.
+"""The visitors that exist on a public deployment, and who may become one.
 
-A visitor is a random id signed with the server's secret (HMAC), kept in the browser; a value that
-does not verify is replaced by a new one, so nobody can claim another visitor's id. API clients
-without a browser are identified by their Gradio session. The media folder of a visitor is named
-by a second HMAC of the id, so the URL of a visitor's video reveals nothing that opens the library.
+A visitor exists from their first upload (videos or annotations) on, as a folder
+`<library root>/visitors/<id>/`: a visitor who only searches has no folder, nothing in memory and
+costs nothing. Becoming one is rate-limited (new visitors per minute, for the whole server) and
+capped (visitors at once); past either, one clear message, and nobody else is affected. A
+visitor's last activity is the modification time of their folder (touched at most once a minute),
+so it survives a restart and needs no memory per visitor.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-import secrets
-import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
+from c2f.errors import C2FError
+from c2f.ui.identity import VISITOR_ID
 
-class VisitorKeys:
-    def __init__(self, secret: str | None = None) -> None:
-        self._secret = (secret or os.environ.get("C2F_SECRET") or secrets.token_hex(32)).encode()
-
-    def _mac(self, purpose: str, value: str) -> str:
-        return hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-
-    def new_token(self) -> str:
-        """A fresh signed visitor token: '<id>.<signature>'."""
-        vid = secrets.token_hex(16)
-        return f"{vid}.{self._mac('visitor', vid)}"
-
-    def verify(self, token: object) -> str | None:
-        """The visitor id of a token signed by this server, else None."""
-        if not isinstance(token, str) or token.count(".") != 1:
-            return None
-        vid, sig = token.split(".")
-        ok = len(vid) == 32 and hmac.compare_digest(sig, self._mac("visitor", vid))
-        return vid if ok else None
-
-    def from_session(self, session_hash: str) -> str:
-        """A visitor id for an API client, stable for its Gradio session."""
-        return self._mac("session", session_hash)
-
-    def media_name(self, visitor_id: str) -> str:
-        return self._mac("media", visitor_id)
+TOUCH_EVERY_SECONDS = 60.0
 
 
-class IdleSweeper:
-    """Removes the folders of visitors not seen for `idle_seconds` (checked at most once a minute)."""
+class DemoFullError(C2FError):
+    """A global cap is reached: the message every visitor sees then."""
 
-    def __init__(self, idle_seconds: float, every_seconds: float = 60.0) -> None:
-        self.idle_seconds = idle_seconds
-        self.every_seconds = every_seconds
-        self._last_seen: dict[str, float] = {}
-        self._last_sweep = 0.0
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the demo is full, try later ({what})")
+
+
+class RateLimit:
+    """At most `count` events in any window of `seconds` (a sliding window)."""
+
+    def __init__(self, count: int, seconds: float = 60.0) -> None:
+        self.count = count
+        self.seconds = seconds
+        self._times: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def seen(self, visitor_id: str) -> None:
+    def take(self, now: float | None = None) -> bool:
+        """Record one event and return True, or return False when the window is full."""
+        now = time.monotonic() if now is None else now
         with self._lock:
-            self._last_seen[visitor_id] = time.time()
+            while self._times and now - self._times[0] >= self.seconds:
+                self._times.popleft()
+            if len(self._times) >= self.count:
+                return False
+            self._times.append(now)
+            return True
 
-    def due(self, now: float | None = None) -> bool:
-        """Whether a sweep would run now (so callers list the folders only then)."""
-        return (time.time() if now is None else now) - self._last_sweep >= self.every_seconds
 
-    def sweep(self, folders_of: dict[str, list[Path]], now: float | None = None) -> list[str]:
-        """Delete the folders of idle visitors; `folders_of` maps visitor id -> its folders on disk
-        (a visitor unknown to this process counts from its folders' modification time)."""
+class Visitors:
+    def __init__(self, root: Path, max_visitors: int, new_per_minute: int) -> None:
+        self.root = root  # <library root>/visitors
+        self.max_visitors = max_visitors
+        self.new_visitors = RateLimit(new_per_minute, 60.0)
+        self._lock = threading.Lock()  # admission only (counting, then creating, is one step)
+        self._touched: dict[str, float] = {}  # existing visitors only: bounded by max_visitors
+
+    def home(self, who: str) -> Path:
+        return self.root / who
+
+    def exists(self, who: str) -> bool:
+        return self.home(who).is_dir()
+
+    def live(self) -> list[str]:
+        """The ids of every visitor with a folder."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir() if d.is_dir() and VISITOR_ID.fullmatch(d.name))
+
+    def admit(self, who: str) -> Path:
+        """The visitor's folder, made now if this is their first upload; refused (DemoFullError)
+        past the cap of visitors or the rate of new ones."""
+        home = self.home(who)
+        if home.is_dir():
+            return home
+        with self._lock:
+            if home.is_dir():
+                return home
+            if len(self.live()) >= self.max_visitors:
+                raise DemoFullError(f"{self.max_visitors} visitors have videos here")
+            if not self.new_visitors.take():
+                raise DemoFullError(f"more than {self.new_visitors.count} new visitors this minute")
+            home.mkdir(parents=True)
+            return home
+
+    def touch(self, who: str, now: float | None = None) -> None:
+        """Note activity of an existing visitor (their folder's time; at most once a minute)."""
         now = time.time() if now is None else now
-        with self._lock:
-            if now - self._last_sweep < self.every_seconds:
-                return []
-            self._last_sweep = now
-            removed = []
-            for vid, folders in folders_of.items():
-                existing = [f for f in folders if f.exists()]
-                last = self._last_seen.get(vid) or max((f.stat().st_mtime for f in existing), default=0.0)
-                if now - last > self.idle_seconds:
-                    for f in existing:
-                        shutil.rmtree(f, ignore_errors=True)
-                    self._last_seen.pop(vid, None)
-                    removed.append(vid)
-            return removed
+        if now - self._touched.get(who, 0.0) < TOUCH_EVERY_SECONDS:
+            return
+        try:
+            os.utime(self.home(who), (now, now))
+        except FileNotFoundError:  # no folder: a visitor who only searches, nothing to note
+            return
+        self._touched[who] = now
+
+    def last_active(self, who: str) -> float:
+        try:
+            return self.home(who).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def idle(self, idle_seconds: float, now: float | None = None) -> list[str]:
+        """Visitors whose last activity is more than `idle_seconds` ago."""
+        now = time.time() if now is None else now
+        return [v for v in self.live() if now - self.last_active(v) > idle_seconds]
+
+    def forget(self, who: str) -> None:
+        self._touched.pop(who, None)
+
+
+__all__ = ["DemoFullError", "RateLimit", "Visitors"]
