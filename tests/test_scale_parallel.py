@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from videogen import make_text_file_as_video, make_video, write_srt
@@ -112,3 +118,55 @@ def test_engine_arguments_are_checked():
         make_extractor("local", address="auto")
     with pytest.raises(C2FError, match="unknown engine 'spark'"):
         make_extractor("spark")
+
+
+def _shared_blocks() -> set[str]:
+    return {p.name for p in Path("/dev/shm").iterdir() if not p.name.startswith("sem.")}
+
+
+def _left_over(before: set[str], within_s: float = 5.0) -> set[str]:
+    """Blocks present now and not before; others' short-lived blocks (tests running beside this
+    one) get a few seconds to go, a leaked block stays."""
+    deadline = time.monotonic() + within_s
+    while (extra := _shared_blocks() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return extra
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("long")
+    # 10 clips each: two groups (8 + 2) for tiny-clip-only, so workers hold groups when the run stops
+    return [make_video(d / f"v{i}.mp4", seconds=15.0, size=(96, 64), fps=10) for i in range(4)]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs /dev/shm (Linux)")
+@pytest.mark.parametrize("abort", ["cancel", "error", "worker killed"])
+def test_an_aborted_run_leaves_no_shared_memory(long_videos, abort):
+    settings = get_preset("tiny-clip-only")
+    jobs = [VideoJob(v, v.stem) for v in long_videos]
+    before = _shared_blocks()
+    killed: list[int] = []
+
+    def progress(job: int, done: float, total: float) -> None:
+        if abort == "error":
+            raise RuntimeError("the caller's progress callback failed")
+        if abort == "worker killed" and not killed:
+            time.sleep(1.0)  # the workers decode meanwhile and fill their blocks
+            victim = next(p for p in mp.active_children() if p.name.startswith("c2f-decode"))
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(victim.pid)
+
+    run = extract_many(jobs, settings, workers=2, depth=1, progress=progress)
+    if abort == "cancel":
+        next(run)  # one video done; the workers go on decoding into their blocks
+        time.sleep(1.0)
+        run.close()  # the caller stops early (a cancel)
+    elif abort == "error":
+        with pytest.raises(RuntimeError, match="progress callback failed"):
+            list(run)
+    else:
+        with pytest.raises(C2FError, match=r"decoding worker c2f-decode-\d died \(exit code -9\)"):
+            list(run)
+    assert not _left_over(before)
+    assert not [p for p in mp.active_children() if p.name.startswith("c2f-decode")]  # none left running

@@ -238,3 +238,47 @@ def test_memory_stays_bounded_on_a_long_video(tmp_path, backend):
     assert n == 2400
     # all 2400 frames at 398x224 would be 640 MB; a chunk is 8.5 MB
     assert grown_mb < 120, grown_mb
+
+
+def test_raw_decoding_takes_the_frames_the_pipeline_samples(video_dir):
+    from c2f.video.layout import sampled_indices
+
+    path = make_video(video_dir / "pattern.mp4", seconds=3, fps=25, size=(160, 120))
+    indices, size = sampled_indices(path, fps=4.0, short_side=32)
+    _, _, pts, chunks = decode_all(path, fps=4.0, short_side=32, backend="decord")
+    assert size == (42, 32) and chunks[0].frames.shape[1:3] == (32, 42)
+    np.testing.assert_allclose(pts, indices / 25, atol=1e-3)  # frame i shown at i / 25 s
+
+
+def test_decode_layout_candidates_split_the_core_budget():
+    from c2f.video.layout import layout_candidates
+
+    def pairs(budget, most):
+        return [(c["workers"], c["threads"]) for c in layout_candidates(budget, most)]
+
+    assert pairs(16, 24) == [(16, 1), (8, 2), (4, 4), (2, 8), (1, 16)]
+    assert pairs(16, 2) == [(2, 1), (2, 2), (2, 4), (2, 8), (1, 16)]  # fewer videos than cores
+    assert pairs(1, 5) == [(1, 1)]
+
+
+def test_decode_layout_is_measured_once_and_can_be_pinned(video_dir, monkeypatch, tmp_path):
+    from c2f import tuning
+    from c2f.video.layout import DecodeLayout, choose_layout
+
+    monkeypatch.setenv("C2F_TUNING_CACHE", str(tmp_path / "tuning.json"))
+    monkeypatch.delenv("C2F_DECODE_THREADS", raising=False)
+    tuning.forget()
+    path = make_video(video_dir / "pattern.mp4", seconds=3, fps=25, size=(160, 120))
+    layout = choose_layout(path, fps=4.0, short_side=32, budget=2, max_workers=4)
+    assert layout in (DecodeLayout(2, 1), DecodeLayout(1, 2))
+    (choice,) = [c for c in tuning.choices_made() if c.task == "decode-layout"]
+    assert choice.source == "measured" and set(choice.timings_ms) == {"workers=2,threads=1", "workers=1,threads=2"}
+    assert all(ms is not None and ms > 0 for ms in choice.timings_ms.values())
+    tuning.forget()  # a new process: read from the cache, nothing measured
+    assert choose_layout(path, fps=4.0, short_side=32, budget=2, max_workers=4) == layout
+    assert [c.source for c in tuning.choices_made() if c.task == "decode-layout"] == ["cache"]
+    monkeypatch.setenv("C2F_TUNE_DECODE_LAYOUT", '{"workers": 1, "threads": 3}')
+    assert choose_layout(path, fps=4.0, short_side=32, budget=2, max_workers=4) == DecodeLayout(1, 3)
+    monkeypatch.setenv("C2F_DECODE_THREADS", "2")  # threads pinned: as many workers as the budget allows
+    assert choose_layout(path, fps=4.0, short_side=32, budget=4, max_workers=4) == DecodeLayout(2, 2)
+    tuning.forget()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,36 +41,59 @@ def even_positions(count: int, within: int) -> np.ndarray:
 
 
 def clip_groups(
-    path: str, settings: FeatureSettings, info, n_clips: int, group: int, first_group: int
+    path: str,
+    settings: FeatureSettings,
+    info,
+    n_clips: int,
+    group: int,
+    first_group: int,
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame.
 
     The first group is small (the encoders wait for it: nothing to overlap with yet), then `group`.
+    Each group is written once, straight from the decoder's chunks, into `allocate(shape)` (a
+    reused shared-memory block in a decoding worker; a new array by default): no other copy.
+    A group may be reused by `allocate` once the consumer asks for the next one. `threads`:
+    decoder threads (None: c2f.video.decode.decode_threads()).
     """
+    allocate = allocate or (lambda shape: np.empty(shape, np.uint8))
     per_clip = settings.frames_per_clip
     size = min(first_group, group)
-    pending: list[np.ndarray] = []
-    have = 0
-    emitted = 0
+    emitted = 0  # clips yielded
+    out: np.ndarray | None = None  # (frames of the group being filled, H, W, 3)
+    filled = 0
     last = None
     # chunks as small as the first group, so that group arrives as soon as it is decoded
-    chunk = per_clip * min(first_group, group)
+    chunk = per_clip * size
     frames_iter = iter_frames(
-        path, fps=settings.decode_fps, short_side=settings.decode_short_side, chunk_frames=chunk, info=info
+        path,
+        fps=settings.decode_fps,
+        short_side=settings.decode_short_side,
+        chunk_frames=chunk,
+        info=info,
+        threads=threads,
     )
     for part in frames_iter:
-        pending.append(part.frames)
-        have += len(part.frames)
-        last = part.frames[-1]
-        while have >= per_clip * size and emitted + size <= n_clips:
-            frames = np.concatenate(pending)
-            take = per_clip * size
-            yield frames[:take].reshape(size, per_clip, *frames.shape[1:])
-            pending, have, emitted = [frames[take:]], have - take, emitted + size
-            size = group
-    if emitted < n_clips and last is not None:
-        frames = np.concatenate(pending) if pending else np.zeros((0, *last.shape), np.uint8)
-        need = (n_clips - emitted) * per_clip
-        if len(frames) < need:
-            frames = np.concatenate([frames, np.repeat(last[None], need - len(frames), axis=0)])
-        yield frames[:need].reshape(n_clips - emitted, per_clip, *frames.shape[1:])
+        frames, used = part.frames, 0
+        last = frames[-1]
+        while used < len(frames) and emitted < n_clips:
+            if out is None:
+                g = min(size, n_clips - emitted)
+                out, filled = allocate((g * per_clip, *frames.shape[1:])), 0
+            take = min(len(frames) - used, len(out) - filled)
+            out[filled : filled + take] = frames[used : used + take]
+            filled, used = filled + take, used + take
+            if filled == len(out):
+                g = len(out) // per_clip
+                yield out.reshape(g, per_clip, *out.shape[1:])
+                out, emitted, size = None, emitted + g, group
+    while emitted < n_clips and last is not None:  # frames stopped short: repeat the last one
+        if out is None:
+            g = min(size, n_clips - emitted)
+            out, filled = allocate((g * per_clip, *last.shape)), 0
+        out[filled:] = last
+        g = len(out) // per_clip
+        yield out.reshape(g, per_clip, *out.shape[1:])
+        out, emitted, size = None, emitted + g, group

@@ -18,18 +18,29 @@ import os
 import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import shared_memory
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from c2f.errors import C2FError
 from c2f.features.settings import FeatureSettings
+from c2f.features.shared_slots import SlotReader, SlotSet, WorkerSlots
 from c2f.features.store import ClipFeatures, Subtitle
+from c2f.video.layout import available_cores, choose_layout
 
 if TYPE_CHECKING:
     import torch
+
+class GroupEncoder(Protocol):
+    """What encodes decoded groups of whole clips: c2f.features.extract.ClipGroupEncoder."""
+
+    group: int  # clips per call
+    first_group: int  # clips in the first call of a video
+    streams: list[tuple[str, int]]
+
+    def encode(self, clips: np.ndarray) -> torch.Tensor: ...  # uint8 (g, per_clip, H, W, 3) -> (g, D)
+
 
 # progress(job index, seconds of that video done, its total seconds)
 JobProgress = Callable[[int, float, float], None]
@@ -54,13 +65,6 @@ class JobResult:
     index: int  # position of the job in the list given
     features: ClipFeatures | None  # None when the video failed
     error: str | None  # the failure as one line (a C2FError's message), None on success
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def decode_workers(requested: int | None = None, device: str | None = None) -> int:
@@ -118,13 +122,20 @@ def extract_many(
     workers: int = 0,
     progress: JobProgress | None = None,
     depth: int | None = None,
+    encoder: GroupEncoder | None = None,
+    threads: int | None = None,
 ) -> Iterator[JobResult]:
     """Features of every job, yielded as each video finishes (not in job order); a video that
-    cannot be used yields its error and the others go on. `workers == 0`: one at a time here."""
+    cannot be used yields its error and the others go on. `workers == 0`: one at a time here.
+    `encoder`: what encodes the decoded groups in this process (default: the preset's encoders;
+    benchmarks/extract_scale.py passes a no-op one to time the pipeline alone). `threads`: decoder
+    threads per worker (None: c2f.video.decode.decode_threads()). `depth`: decoded groups each
+    worker may have waiting (shared blocks per worker, default 2)."""
     if workers <= 0 or settings.extraction == "value" or len(jobs) < 2:
         yield from _one_at_a_time(jobs, settings, device, progress)
         return
-    yield from _with_workers(jobs, settings, device, min(workers, len(jobs)), progress, depth)
+    workers = min(workers, len(jobs))
+    yield from _with_workers(jobs, settings, device, workers, progress, depth, encoder, threads)
 
 
 def _one_at_a_time(
@@ -151,15 +162,22 @@ def _with_workers(
     workers: int,
     progress: JobProgress | None,
     depth: int | None,
+    encoder: GroupEncoder | None,
+    threads: int | None,
 ) -> Iterator[JobResult]:
     import torch
 
     from c2f.features.extract import ClipGroupEncoder, assemble_features
 
-    encoder = ClipGroupEncoder(settings, device)  # loaded before the workers start their decoders
+    if encoder is None:
+        encoder = ClipGroupEncoder(settings, device)  # loaded before the workers start their decoders
+    if threads is None:  # the budget of `workers` cores split into processes x threads by measurement
+        workers, threads = _layout(jobs, settings, workers)
     ctx = mp.get_context("spawn")  # no fork of a process holding torch threads and CUDA
-    tasks = ctx.Queue()
-    results = ctx.Queue(maxsize=depth or 2 * workers + 1)  # bounded: decoded groups waiting
+    tasks, results = ctx.Queue(), ctx.Queue()  # groups in flight are bounded by the slots
+    slots = SlotSet.new(workers, max(1, depth or 2))
+    returned = [ctx.Queue() for _ in range(workers)]  # slots handed back, one queue per worker
+    reader = SlotReader(slots, returned)
     for i, job in enumerate(jobs):
         tasks.put((i, str(job.path), job.content_hash is None))
     for _ in range(workers):
@@ -167,44 +185,42 @@ def _with_workers(
     procs = [
         ctx.Process(
             target=_decode_worker,
-            args=(tasks, results, settings, encoder.group, encoder.first_group),
+            args=(tasks, results, settings, encoder.group, encoder.first_group, slots, w, returned[w], threads),
             daemon=True,
             name=f"c2f-decode-{w}",
         )
         for w in range(workers)
     ]
-    for p in procs:
-        p.start()
     # job index -> [VideoInfo, sha256, encoded groups (g, D), clips done]; failed: skip its groups
     open_videos: dict[int, list] = {}
     failed: set[int] = set()
     finished = 0
     try:
+        for p in procs:
+            p.start()
         while finished < len(jobs):
             index, kind, payload = _next_message(results, procs)
             if kind == "start":
                 open_videos[index] = [payload[0], payload[1], [], 0]
             elif kind == "group":
-                shm, clips = _attach(payload)
                 try:
                     if index in failed:
                         continue
                     state = open_videos[index]
                     try:
-                        state[2].append(encoder.encode(clips))  # (g, D)
+                        state[2].append(encoder.encode(reader.view(payload)))  # (g, D)
                     except Exception as exc:  # this video's failure, never the run's
                         failed.add(index)
                         open_videos.pop(index)
                         finished += 1
                         yield JobResult(index, None, _one_line(exc))
                         continue
-                    state[3] += len(clips)
+                    state[3] += payload[3][0]
                     if progress:
                         info = state[0]
                         progress(index, min(state[3] * settings.clip_seconds, info.duration), info.duration)
                 finally:
-                    shm.close()
-                    shm.unlink()
+                    reader.release(payload)
             elif kind == "done":
                 if index in failed:
                     continue
@@ -227,8 +243,20 @@ def _with_workers(
                 if index not in failed:
                     finished += 1
                     yield JobResult(index, None, payload)
-    finally:
-        _stop(procs, tasks, results)
+    finally:  # every exit: done, an error, a cancel (generator closed), a dead worker
+        _stop(procs, [tasks, results, *returned])
+        reader.unlink_all()
+
+
+def _layout(jobs: Sequence[VideoJob], settings: FeatureSettings, budget: int) -> tuple[int, int]:
+    """(workers, threads) measured on the first videos that decode; one per core if none does."""
+    for job in jobs[:3]:
+        try:
+            layout = choose_layout(job.path, settings.decode_fps, settings.decode_short_side, budget, len(jobs))
+        except Exception:  # an unusable video: its own error comes from the worker that takes it
+            continue
+        return layout.workers, layout.threads
+    return min(budget, len(jobs)), 1
 
 
 def _next_message(results: Any, procs: list) -> tuple[int, str, Any]:
@@ -245,23 +273,18 @@ def _next_message(results: Any, procs: list) -> tuple[int, str, Any]:
                 ) from None
 
 
-def _stop(procs: list, tasks: Any, results: Any) -> None:
-    """End the workers and free the shared memory of groups nobody will encode."""
+def _stop(procs: list, queues: list) -> None:
+    """End the workers (their blocks are unlinked by the caller, whose names they are)."""
     for p in procs:
         if p.is_alive():
             p.terminate()
     for p in procs:
-        p.join(timeout=10)
-    while True:
-        try:
-            _, kind, payload = results.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            break
-        if kind == "group":
-            shm, _ = _attach(payload)
-            shm.close()
-            shm.unlink()
-    for q in (tasks, results):
+        if p.pid is not None:
+            p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=10)
+    for q in queues:
         q.close()
         q.cancel_join_thread()
 
@@ -270,26 +293,24 @@ def _one_line(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
 
 
-def _share(array: np.ndarray) -> tuple[str, tuple[int, ...]]:
-    """Copy a uint8 array into a new shared-memory block; the receiver unlinks it."""
-    shm = shared_memory.SharedMemory(create=True, size=max(1, array.nbytes))
-    np.ndarray(array.shape, np.uint8, buffer=shm.buf)[...] = array
-    name = shm.name
-    shm.close()
-    return name, array.shape
-
-
-def _attach(shared: tuple[str, tuple[int, ...]]) -> tuple[shared_memory.SharedMemory, np.ndarray]:
-    name, shape = shared
-    shm = shared_memory.SharedMemory(name=name)
-    return shm, np.ndarray(shape, np.uint8, buffer=shm.buf)
-
-
-def _decode_worker(tasks: Any, results: Any, settings: FeatureSettings, group: int, first_group: int) -> None:
-    """Worker process: probe, hash and decode videos in groups of whole clips until told to stop."""
+def _decode_worker(
+    tasks: Any,
+    results: Any,
+    settings: FeatureSettings,
+    group: int,
+    first_group: int,
+    slots: SlotSet,
+    worker: int,
+    returned: Any,
+    threads: int | None,
+) -> None:
+    """Worker process: probe, hash and decode videos in groups of whole clips, each group written
+    once into a shared block of this worker, until told to stop."""
     from c2f.features.clips import clip_count, clip_groups, file_sha256
     from c2f.video import probe_video
+    from c2f.video.decode import output_size
 
+    blocks = WorkerSlots(slots, worker, returned)
     while (task := tasks.get()) is not None:
         index, path, want_hash = task
         try:
@@ -297,8 +318,11 @@ def _decode_worker(tasks: Any, results: Any, settings: FeatureSettings, group: i
             digest = file_sha256(path) if want_hash else None
             results.put((index, "start", (info, digest)))
             n_clips = clip_count(info.duration, settings)
-            for clips in clip_groups(path, settings, info, n_clips, group, first_group):
-                results.put((index, "group", _share(clips)))
+            width, height = output_size(info, settings.decode_short_side)
+            blocks.reserve = group * settings.frames_per_clip * height * width * 3
+            for clips in clip_groups(path, settings, info, n_clips, group, first_group, blocks.take, threads):
+                results.put((index, "group", blocks.message(clips.shape)))
+                del clips  # the receiver hands the slot back; no view of it kept here
             results.put((index, "done", None))
         except Exception as exc:  # this video's failure: reported, the worker goes on
             results.put((index, "error", _one_line(exc)))

@@ -79,14 +79,16 @@ def iter_frames(
     info: VideoInfo | None = None,
     backend: Backend = "auto",
     timeout_s: float = 60.0,
+    threads: int | None = None,
 ) -> Iterator[FrameChunk]:
-    """Yield chunks of at most `chunk_frames` sampled frames, in time order."""
+    """Yield chunks of at most `chunk_frames` sampled frames, in time order. `threads`: decord's
+    decoder threads (None: `decode_threads()`)."""
     info = info or probe_video(path)
     times = sample_times(info.duration, fps)
     done = 0
     if backend in ("auto", "decord"):
         try:
-            for chunk in _iter_decord(str(path), info, times, short_side, chunk_frames, timeout_s):
+            for chunk in _iter_decord(str(path), info, times, short_side, chunk_frames, timeout_s, threads):
                 done += len(chunk.times)
                 yield chunk
             return
@@ -120,7 +122,7 @@ def _call_with_timeout(fn, timeout_s: float):
         raise _DecoderFailed(f"{type(exc).__name__}: {exc}") from None
 
 
-def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iterator[FrameChunk]:
+def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s, threads=None) -> Iterator[FrameChunk]:
     import decord
 
     if info.rotation:
@@ -129,7 +131,8 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
         raise _DecoderFailed(f"rotated video ({info.rotation} degrees)")
     ow, oh = output_size(info, short_side)
     vr = _call_with_timeout(
-        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=decode_threads()), timeout_s
+        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=threads or decode_threads()),
+        timeout_s,
     )
     n = len(vr)
     if n == 0:
@@ -151,7 +154,9 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s) -> Iter
         sel = idx[s : s + chunk_frames]
         uniq, inverse = np.unique(sel, return_inverse=True)
         batch = _call_with_timeout(lambda u=uniq: vr.get_batch(u.tolist()).asnumpy(), timeout_s)
-        yield FrameChunk(frames=batch[inverse], times=times[s : s + chunk_frames], pts=frame_pts[sel])
+        # sel is sorted: distinct indices (the usual case, sampling below the source rate) need no copy
+        frames = batch if len(uniq) == len(sel) else batch[inverse]
+        yield FrameChunk(frames=frames, times=times[s : s + chunk_frames], pts=frame_pts[sel])
 
 
 # --- ffmpeg pipe -----------------------------------------------------------------------------------
