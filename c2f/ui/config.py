@@ -8,7 +8,9 @@ and the indexing jobs that run at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,23 @@ class AppConfig:
     def media_root(self) -> Path:
         """The only folder whose files the browser may fetch."""
         return (self.library_root / "media").resolve()
+
+    @property
+    def temp_root(self) -> Path:
+        """The app's temporary files, under the system's temporary folder (one per library root on
+        a machine): never under the library root, never served from there."""
+        tag = hashlib.sha1(str(self.library_root.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"c2f-{tag}"
+
+    @property
+    def export_root(self) -> Path:
+        """Visitors' downloads (c2f.ui.exports)."""
+        return self.temp_root / "exports"
+
+    @property
+    def gradio_cache(self) -> Path:
+        """Gradio's cache (uploads, copies of downloads) when the app owns it (c2f.ui.launch)."""
+        return self.temp_root / "gradio"
 
 
 __all__ = ["AppConfig"]

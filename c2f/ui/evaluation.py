@@ -17,6 +17,8 @@ class EvaluationLimitError(C2FError):
 
 def check_annotation_file(path: Path, max_rows: int, max_mb: float) -> int:
     """The number of (non-blank) rows of the file; refused past either limit."""
+    if not path.is_file():
+        raise AnnotationError(str(path), [(0, "the file is not there")])
     size = path.stat().st_size
     if size > max_mb * 1024 * 1024:
         raise EvaluationLimitError(
@@ -40,17 +42,11 @@ def evaluate_bounded(
     annotations: Path,
     top_k: int,
     progress: Callable[[float, str], None] | None = None,
-    max_rows: int | None = None,
     max_seconds: float | None = None,
-    max_mb: float = float("inf"),
 ):
-    """c2f.analysis.evaluate_library within the limits (None: no limit)."""
+    """c2f.analysis.evaluate_library, stopped past `max_seconds` (None: no limit)."""
     from c2f.analysis import evaluate_library
 
-    if not annotations.is_file():
-        raise AnnotationError(str(annotations), [(0, "the file is not there")])
-    if max_rows is not None:
-        check_annotation_file(annotations, max_rows, max_mb)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     def bounded_progress(fraction: float, desc: str) -> None:

@@ -2,16 +2,15 @@
 visitor, each file replaced whole under its name, counted in the visitor's disk quota and removed
 with the visitor (idle sweep, start-up hygiene).
 
-The folders live under the system's temporary folder, never under the library root: Gradio copies
-a returned file into its own cache to serve it, so nothing here is ever served from here. A
+The folders live under the app's temporary folder (AppConfig.export_root), never under the library
+root: Gradio copies a returned file into its own cache to serve it, so nothing here is ever served
+from here. A
 visitor's folder is named by an HMAC of their id (`VisitorKeys.export_name`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import tempfile
 from pathlib import Path
 
 from c2f.errors import C2FError
@@ -21,12 +20,6 @@ from c2f.ui.identity import VisitorKeys
 from c2f.ui.media import folder_bytes
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")
-
-
-def export_root_for(library_root: Path) -> Path:
-    """The exports of the demo serving `library_root` (one per library root on a machine)."""
-    tag = hashlib.sha1(str(library_root.resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"c2f-exports-{tag}"
 
 
 class Exports:
@@ -60,4 +53,4 @@ class Exports:
         return atomic_write_bytes(path, data)
 
 
-__all__ = ["Exports", "export_root_for"]
+__all__ = ["Exports"]

@@ -163,7 +163,8 @@ class Handlers:
             )
         who = self.who(token, request)
         try:
-            with self.service.jobs.slot(who, "evaluation"):
+            with self.service.jobs.slot(who, "evaluation") as waited:
+                print(f"c2f: evaluation started {waited:.2f} s after it was asked for", flush=True)
                 ev = self._evaluate_on_gpu(mode, path, top_k, lambda f, d: progress(f, desc=d), who, source)
             out = self.service.export_predictions(ev, who)
         except C2FError as exc:

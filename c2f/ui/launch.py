@@ -117,6 +117,13 @@ def serve(build_demo: Callable, argv: list[str] | None = None) -> None:
         device=settings.device,
         multi_user=settings.multi_user,
     )
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        # Gradio's cache (uploads, copies of downloads) is this app's alone: what earlier runs left
+        # there is emptied (Gradio would serve it, and never delete it)
+        from c2f.ui.sweep import remove_folder
+
+        remove_folder(config.gradio_cache)
+        os.environ["GRADIO_TEMP_DIR"] = str(config.gradio_cache)
     service = AppService(config)
     service.start(settings.mode)
     demo = build_demo(service, cache_examples=settings.cache_examples)

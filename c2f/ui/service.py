@@ -25,9 +25,9 @@ from c2f.search.types import SearchResult
 from c2f.ui.backends import Backends
 from c2f.ui.collection import SHOWCASE, Collection, Collections
 from c2f.ui.config import AppConfig
-from c2f.ui.evaluation import evaluate_bounded
+from c2f.ui.evaluation import check_annotation_file, evaluate_bounded
 from c2f.ui.examples import example_videos
-from c2f.ui.exports import Exports, export_root_for
+from c2f.ui.exports import Exports
 from c2f.ui.identity import VisitorKeys, signing_key
 from c2f.ui.indexing import IndexOutcome, index_upload
 from c2f.ui.jobs import Jobs
@@ -52,7 +52,7 @@ class AppService:
                 else signing_key(config.library_root)
             )
             self.keys = VisitorKeys(key)
-        self.export_root = export_root_for(config.library_root)
+        self.export_root = config.export_root
         self.backends = Backends(config.device)
         self.collections = Collections(config.library_root, self.media_root, self.keys, config.device)
         self.visitors = Visitors(
@@ -260,18 +260,13 @@ class AppService:
         row, size and time limits, and the annotation upload makes the visitor one (their download
         is kept for them)."""
         c = self.config
+        if c.multi_user:  # cheap refusals first: a refused file makes nobody a visitor
+            check_annotation_file(Path(annotations), c.eval_max_rows, c.max_annotation_mb)
         if who is not None:
             self.visitors.admit(who)
         lib = self._readable(mode, who, source).library
-        limits = dict(max_rows=c.eval_max_rows, max_seconds=c.eval_max_seconds, max_mb=c.max_annotation_mb)
-        return evaluate_bounded(
-            lib,
-            self.backends.get(mode),
-            Path(annotations),
-            top_k,
-            progress,
-            **(limits if c.multi_user else {}),
-        )
+        max_seconds = c.eval_max_seconds if c.multi_user else None
+        return evaluate_bounded(lib, self.backends.get(mode), Path(annotations), top_k, progress, max_seconds)
 
     def export_predictions(self, evaluation, who: str | None) -> Path:
         """The evaluation's TVR prediction file, one per visitor, replaced whole (never half
