@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from c2f.search.by_example import DEFAULT_EXAMPLE_WEIGHT
 from c2f.ui.examples import example_queries
-from c2f.ui.handlers import LIBRARY_COLUMNS, OUTCOME_COLUMNS, Handlers
+from c2f.ui.handlers import EXPORT_FORMATS, LIBRARY_COLUMNS, OUTCOME_COLUMNS, Handlers
 from c2f.ui.launch import serve
-from c2f.ui.player import RESULTS_CSS, RESULTS_JS
+from c2f.ui.player import EXPORT_PICKED_JS, RESULTS_CSS, RESULTS_JS
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppService
 from c2f.ui.transcript import TRANSCRIPT_CSS
 from c2f.ui.zerogpu import on_zerogpu
@@ -61,6 +62,18 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 render=False,
             )
             raw = gr.JSON(render=False)
+            with gr.Accordion("Search by a picture", open=False), gr.Row():
+                image = gr.Image(
+                    type="filepath",
+                    label="Picture: where does this scene appear? (alone, or mixed with the words above)",
+                    sources=["upload", "clipboard"],
+                    height=180,
+                    elem_id="query-image",
+                )
+                weight = gr.Slider(
+                    0, 1, value=DEFAULT_EXAMPLE_WEIGHT, step=0.05, elem_id="picture-weight",
+                    label="Weight of the picture with words: (1 - w) x words + w x picture",
+                )
             with gr.Row():
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Videos (coarse top-k)")
                 n_moments = gr.Slider(1, 5, value=3, step=1, label="Moments per video")
@@ -82,6 +95,15 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
             else:  # the example fills the query box; Search runs it on the visitor's library
                 gr.Examples(example_queries(), inputs=query, cache_examples=False)
             results.render()
+            with gr.Row(equal_height=True):
+                export_format = gr.Radio(
+                    list(EXPORT_FORMATS), value="CSV", label="Take the moments away (the ticked ones, or all)",
+                    elem_id="export-format", scale=3,
+                )
+                exact_cuts = gr.Checkbox(False, label="Exact cuts (clips re-encoded)", elem_id="exact-cuts", scale=1)
+                export_btn = gr.Button("Export", elem_id="export-btn", scale=1)
+            picked = gr.Textbox(visible=False)  # the ticked ranks, read from the page by EXPORT_PICKED_JS
+            export_file = gr.File(label="Download", elem_id="export-file", height=80)
             with gr.Accordion("Raw result (JSON)", open=False):
                 raw.render()
         with gr.Tab("Library"):
@@ -138,18 +160,32 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 h.add_examples, [mode, token], library_outputs, api_name="add_examples", **jobs
             )
         remove_btn.click(h.remove_video, [to_remove, mode, token], library_outputs, api_name="remove")
+        # Gradio's queue costs a browser about 0.25 s per search (join, then results over a
+        # stream); a search is 10-100 ms of CPU, so it is answered directly, except on ZeroGPU,
+        # whose GPU calls go through the queue (there, at most 4 at once).
+        searching = dict(concurrency_id="search", concurrency_limit=4) if on_zerogpu() else dict(queue=False)
         search_args = dict(
             fn=h.search,
-            inputs=[query, top_k, n_moments, mode, source, token, match],
+            inputs=[query, top_k, n_moments, mode, source, token, match, image, weight],
             outputs=[results, raw],
             show_progress="minimal",
-            # Gradio's queue costs a browser about 0.25 s per search (join, then results over a
-            # stream); a search is 10-100 ms of CPU, so it is answered directly, except on ZeroGPU,
-            # whose GPU calls go through the queue (there, at most 4 at once).
-            **(dict(concurrency_id="search", concurrency_limit=4) if on_zerogpu() else dict(queue=False)),
+            **searching,
         )
         search_btn.click(**search_args, api_name="search")
         query.submit(**search_args, api_name=False)
+        # a row's "More like this" (the results block's select event)
+        results.select(
+            h.more_like, [top_k, n_moments, mode, source, token], [results, raw], api_name=False, **searching
+        )
+        export_btn.click(
+            h.export,
+            [raw, picked, export_format, exact_cuts, mode, source, token],
+            export_file,
+            js=EXPORT_PICKED_JS,
+            api_name="export",
+            concurrency_id="exports",
+            concurrency_limit=None,  # clips take a fair job slot of their own (c2f.ui.jobs)
+        )
         ann_example.click(h.example_annotations, None, ann, **private)
         run_btn.click(
             h.run_analysis,

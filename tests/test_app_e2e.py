@@ -31,7 +31,7 @@ def rows(table):
 def test_named_endpoints_are_exactly_the_documented_ones(app):
     url, _ = app
     api = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/index", "/add_examples", "/remove", "/search", "/evaluate"}
+    assert set(api["named_endpoints"]) == {"/index", "/add_examples", "/remove", "/search", "/export", "/evaluate"}
     assert not api["unnamed_endpoints"]
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for name in api["named_endpoints"]:
@@ -88,6 +88,14 @@ def test_upload_index_search_remove_and_bad_input(app, tmp_path):
 
     with pytest.raises(Exception, match="the query is empty"):
         client.predict("   ", 3, 2, "tiny", api_name="/search")
+
+    # /export: the raw result's moments (ranks 2 and 1 here; "" for all) as a file
+    exported = Path(Client(url, verbose=False).predict(raw, "2 1", "JSON", False, "tiny", api_name="/export"))
+    taken = json.loads(exported.read_text())
+    assert exported.name == "moments.json" and taken["title"] == "C2F a red wall"
+    assert [(m["video_id"], m["start"], m["end"]) for m in taken["moments"]] == [
+        (m["video_id"], m["start"], m["end"]) for m in (raw["moments"][1], raw["moments"][0])
+    ]
 
     # /remove takes a video id directly, without the dropdown being filled first
     status, table, _ = Client(url, verbose=False).predict(listed["stream.ts"][0], "tiny", api_name="/remove")

@@ -53,7 +53,7 @@ def check_results_view(page) -> None:
     rows = [r.locator("td").all_inner_texts() for r in page.locator("#moments tbody tr").all()]
     bands = page.locator(".c2f-span")
     assert bands.count() == len(rows) > 0
-    for rank, video, start, end, score, _ in rows:
+    for rank, video, start, end, score, *_ in rows:
         band = page.locator(f".c2f-span[data-rank='{rank}']")
         panel = band.locator("xpath=ancestor::figure").locator("figcaption").inner_text()
         assert re.match(rf"\d+\. {re.escape(video)} ", panel), (rank, video, panel)

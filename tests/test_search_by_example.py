@@ -123,7 +123,7 @@ def test_more_like_this_finds_the_repeats_and_leaves_the_source_out(library, tin
     assert set(found[:2]) == REPEATS  # the two repeats lead, in either order (equal scores)
     assert result.moments[0].score == pytest.approx(result.moments[1].score, abs=1e-5)
     assert not [f for f in found if f[0] == name and f[1] < end and f[2] > start]  # the source is left out
-    assert result.query == f"like {ids[name]} 3.00-6.00 s" and any("left out" in n for n in result.notes)
+    assert result.query == f"like a.mp4 ({ids[name]}) 3.00-6.00 s" and any("left out" in n for n in result.notes)
     expected = brute_force(lib, moment_example(lib, ids), source=source_of(lib, ids))
     assert_equals_brute_force(result, expected, moments=2)
     # Eq. 3 without the source's clips: a.mp4 scores by its repeat, as b.mp4 does.

@@ -90,10 +90,12 @@ class Query:
     def is_example(self) -> bool:
         return self.like is not None or self.image is not None
 
-    def describe(self) -> str:
-        """One line naming what was searched (SearchResult.query)."""
+    def describe(self, video_name: str | None = None) -> str:
+        """One line naming what was searched (SearchResult.query); `video_name`: the file name of
+        the moment's video, shown with its id."""
         if self.like is not None:
-            example = f"like {self.like.video_id} {self.like.start:.2f}-{self.like.end:.2f} s"
+            video = f"{video_name} ({self.like.video_id})" if video_name else self.like.video_id
+            example = f"like {video} {self.like.start:.2f}-{self.like.end:.2f} s"
         elif self.image is not None:
             name = Path(self.image).name if isinstance(self.image, (str, Path)) else "a picture"
             example = f"picture {name}"
@@ -208,12 +210,14 @@ def encode_example_query(library: SearchableLibrary, backend: SearchBackend, que
     check_backend(backend)
     notes: list[str] = []
     exclude: dict[str, tuple[int, int]] = {}
+    described = query.describe()
     if query.like is not None:
         span = query.like
         rec = library.get(span.video_id)  # LibraryError for an unknown id
         status = getattr(rec, "status", "indexed")
         if status != "indexed":
             raise QueryError(f"video {span.video_id} ({rec.name}) is {status}, not indexed: it cannot be the query")
+        described = query.describe(rec.name)
         feats = library.load_features(span.video_id)
         first, last = span_clips(feats.clip_times, float(span.start), float(span.end))
         example = moment_vector(backend.clip_vectors(feats), first, last)
@@ -224,7 +228,7 @@ def encode_example_query(library: SearchableLibrary, backend: SearchBackend, que
         pixels = load_image(query.image, backend.feature_settings.decode_short_side)
         example = unit_query(backend.encode_image(pixels))  # type: ignore[attr-defined]
     if query.text is None:
-        return QueryEncoding(query.describe(), example, notes, by_example=True, exclude=exclude)
+        return QueryEncoding(described, example, notes, by_example=True, exclude=exclude)
     text = backend.encode_query(query.text)
     w = float(query.weight)
     mixed = (1.0 - w) * unit_query(text.vector).astype(np.float64) + w * example.astype(np.float64)
@@ -233,7 +237,7 @@ def encode_example_query(library: SearchableLibrary, backend: SearchBackend, que
         raise QueryError("the sentence and the example cancel out at this weight: change the weight")
     notes = [*text.notes, *notes, f"score = {1 - w:g} x text + {w:g} x example (cosines)"]
     vector = (mixed / scale).astype(np.float32)
-    return QueryEncoding(query.describe(), vector, notes, by_example=True, scale=scale, exclude=exclude)
+    return QueryEncoding(described, vector, notes, by_example=True, scale=scale, exclude=exclude)
 
 
 def exact_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:

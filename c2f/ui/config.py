@@ -48,9 +48,12 @@ class AppConfig:
     eval_max_rows: int = field(default_factory=lambda: _env_int("C2F_EVAL_MAX_ROWS", 5000))
     eval_max_seconds: float = field(default_factory=lambda: _env("C2F_EVAL_MAX_SECONDS", 600))
     max_annotation_mb: float = field(default_factory=lambda: _env("C2F_MAX_ANNOTATION_MB", 20))
-    # heavy jobs at once: indexing, evaluation; and how many more may wait for a turn
+    # exported clips: seconds of video one export may cut (multi-user only)
+    export_max_seconds: float = field(default_factory=lambda: _env("C2F_EXPORT_MAX_SECONDS", 600))
+    # heavy jobs at once: indexing, evaluation, cutting clips; and how many more may wait for a turn
     index_slots: int = field(default_factory=lambda: _env_int("C2F_INDEX_SLOTS", 2))
     eval_slots: int = field(default_factory=lambda: _env_int("C2F_EVAL_SLOTS", 1))
+    export_slots: int = field(default_factory=lambda: _env_int("C2F_EXPORT_SLOTS", 1))
     jobs_waiting: int = field(default_factory=lambda: _env_int("C2F_JOBS_WAITING", 8))
     # signs visitor ids; None: C2F_SECRET, else a key made once and kept in the library root
     secret: str | None = None

@@ -13,6 +13,8 @@ import time
 import gradio as gr
 
 from c2f.errors import C2FError
+from c2f.search import Query, parse_moment_ref
+from c2f.search.by_example import DEFAULT_EXAMPLE_WEIGHT
 from c2f.ui.curves import query_curves_html
 from c2f.ui.examples import example_annotations, example_videos
 from c2f.ui.media_route import media_url
@@ -23,6 +25,8 @@ from c2f.ui.transcript import result_transcript_html
 from c2f.ui.zerogpu import SEARCH_SECONDS, gpu, index_seconds
 
 LIBRARY_COLUMNS = ["id", "name", "duration (s)", "clips", "status", "subtitles", "error"]
+# The export choices shown -> c2f.export formats.
+EXPORT_FORMATS = {"CSV": "csv", "JSON": "json", "EDL (CMX 3600)": "edl", "Clips (zip)": "clips"}
 OUTCOME_COLUMNS = ["desc_id", "query", "video", "rank of right video", "best IoU", "kind"]
 
 
@@ -108,19 +112,20 @@ class Handlers:
         return (msg, *self.refreshed(mode, token, request))
 
     # --- search ----------------------------------------------------------------------------------
-    def shown(self, result, coll) -> tuple[str, dict]:
-        """A search's outputs: the results block (with the best moment's words) and the raw result
-        (no server path)."""
+    def shown(self, result, coll, mode: str) -> tuple[str, dict]:
+        """A search's outputs: the results block (with the best moment's words; rows offer "More
+        like this" when the mode searches by example) and the raw result (no server path)."""
         media = {v.video_id: self.service.media_of(coll, v.video_id) for v in result.videos}
         urls = {video_id: media_url(video) for video_id, (video, _) in media.items()}
         words = result_transcript_html(coll.library, result, urls)  # under the player: the moment's words
-        return results_html(result, media) + words, public_result(result)
+        more_like = getattr(self.service.backend(mode), "example_queries", False)
+        return results_html(result, media, more_like) + words, public_result(result)
 
     def _search_shown(self, query, top_k, moments, mode, who, source, match):
-        return self.shown(*self.service.search(mode, query, top_k, moments, who, source, match))
+        return self.shown(*self.service.search(mode, query, top_k, moments, who, source, match), mode)
 
     def _showcase_shown(self, query, top_k, moments, mode):
-        return self.shown(*self.service.search_showcase(mode, query, top_k, moments))
+        return self.shown(*self.service.search_showcase(mode, query, top_k, moments), mode)
 
     def search(
         self,
@@ -131,12 +136,52 @@ class Handlers:
         source="auto",
         token=None,
         match="visual",
+        image=None,
+        weight=DEFAULT_EXAMPLE_WEIGHT,
         request: gr.Request = None,
     ):
+        """A sentence; with a picture (a file path), the picture alone or mixed with the sentence:
+        score = (1 - weight) * text + weight * picture."""
         try:
+            if image:
+                text = query if isinstance(query, str) and query.strip() else None
+                query = Query(text=text, image=str(image), weight=float(weight))
             return self._search_on_gpu(query, top_k, moments, mode, self.who(token, request), source, match)
         except C2FError as exc:
             fail(exc)
+
+    def more_like(
+        self, top_k, moments, mode, source="auto", token=None, evt: gr.EventData = None, request: gr.Request = None
+    ):
+        """A row's "More like this" (the results block's select event, {like: "VIDEO_ID:START-END"}):
+        moments like that one in the collection it came from, itself left out."""
+        try:
+            data = getattr(evt, "_data", None) or {}
+            like = parse_moment_ref(str(data.get("like", "")) if isinstance(data, dict) else "")
+            who = self.who(token, request)
+            return self._search_on_gpu(Query(like=like), top_k, moments, mode, who, source, "visual")
+        except C2FError as exc:
+            fail(exc)
+
+    def export(self, raw, picked, label, exact, mode, source="auto", token=None, request: gr.Request = None):
+        """The last search's moments (the ticked ones, space-separated ranks in `picked`; none
+        ticked: all) as a download in the format `label` names (EXPORT_FORMATS)."""
+        raw = raw if isinstance(raw, dict) else {}
+        found = raw.get("moments") or []
+        try:
+            ranks = [int(r) for r in str(picked or "").split()]
+        except ValueError:
+            ranks = []
+        chosen = [found[r - 1] for r in ranks if 1 <= r <= len(found)] if ranks else found
+        who = self.who(token, request)
+        title = f"C2F {raw.get('query', '')}".strip()
+        try:
+            path = self.service.export(
+                mode, chosen, EXPORT_FORMATS.get(label, str(label)), bool(exact), who, source, title
+            )
+        except C2FError as exc:
+            fail(exc)
+        return str(path)
 
     def search_example(self, query, top_k, moments, mode, _source="examples"):
         """An example query: always over the showcase, whoever asks (the example sets 'Search in')."""
@@ -189,4 +234,4 @@ class Handlers:
         return str(example_annotations())
 
 
-__all__ = ["LIBRARY_COLUMNS", "OUTCOME_COLUMNS", "Handlers", "fail"]
+__all__ = ["EXPORT_FORMATS", "LIBRARY_COLUMNS", "OUTCOME_COLUMNS", "Handlers", "fail"]

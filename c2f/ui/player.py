@@ -15,13 +15,15 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from c2f.search.types import SearchResult
+from c2f.search.types import Moment, SearchResult
 from c2f.ui.curves import CURVES_CSS, CURVES_JS, result_curves_html
 from c2f.ui.media_route import media_url
 
 # js_on_load of the results block (runs once, when it mounts). window.c2fSeek(src, t): show `src`
 # (if given and another file) and jump to `t` seconds. One delegated click listener, so re-rendered
-# rows, thumbnails and spans need none of their own; the curves' hover and click (CURVES_JS).
+# rows, thumbnails and spans need none of their own; the curves' hover and click (CURVES_JS). A row's
+# "More like this" triggers the block's select event with {like: "VIDEO_ID:START-END"}; its "take"
+# box marks it for export (read by the Export button, EXPORT_PICKED_JS).
 RESULTS_JS = (
     """
 window.c2fSeek = (src, t) => {
@@ -37,6 +39,9 @@ window.c2fSeek = (src, t) => {
 if (!element.dataset.c2fRows) {
   element.dataset.c2fRows = '1';
   element.addEventListener('click', (e) => {
+    const like = e.target.closest('.c2f-like');  // "more like this": a search on the server
+    if (like) { trigger('select', { like: like.dataset.like }); return; }
+    if (e.target.closest('.c2f-take')) return;  // ticking a moment to export does not seek
     const row = e.target.closest('[data-t]');
     if (row) window.c2fSeek(row.dataset.src, parseFloat(row.dataset.t));
   });
@@ -57,11 +62,21 @@ table { width: 100%; border-collapse: collapse; font-size: 13px; }
 th, td { padding: 3px 6px; border-bottom: 1px solid #8884; text-align: left; }
 tbody tr { cursor: pointer; }
 tbody tr:hover { background: rgba(100, 140, 220, 0.12); }
+.c2f-like { border: 1px solid #8886; border-radius: 5px; background: none; padding: 1px 6px;
+  cursor: pointer; font-size: 12px; white-space: nowrap; }
+.c2f-like:hover { background: rgba(100, 140, 220, 0.2); }
 """
     + CURVES_CSS
 )
 
-MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score"]
+MOMENT_COLUMNS = ["rank", "video", "start (s)", "end (s)", "score", "video score", "take", ""]
+
+# js of the Export button: its inputs (raw result, picked ranks, ...) with the ranks of the ticked
+# moments (space-separated; none ticked: all) in place of the second.
+EXPORT_PICKED_JS = (
+    "(raw, picked, ...rest) => [raw, [...document.querySelectorAll('#moments .c2f-take:checked')]"
+    ".map((b) => b.value).join(' '), ...rest]"
+)
 
 
 def public_result(result: SearchResult) -> dict:
@@ -77,8 +92,21 @@ def status_line(result: SearchResult) -> str:
     return f"“{result.query}”: {len(result.videos)} video(s), {len(result.moments)} moment(s) in {timing}"
 
 
-def results_html(result: SearchResult, media: dict[str, tuple[Path, Path | None]]) -> str:
-    """One search's results; `media` maps each result video's id to (playable video, thumbnail)."""
+def moment_actions(rank: int, m: Moment, more_like: bool) -> str:
+    """The row's last cells: a box to take it into an export, and "More like this" (when the mode
+    searches by example)."""
+    take = f'<td><input type="checkbox" class="c2f-take" value="{rank}" aria-label="take moment {rank}"></td>'
+    if not more_like:
+        return take + "<td></td>"
+    like = html.escape(f"{m.video_id}:{m.start:.3f}-{m.end:.3f}")
+    return take + f'<td><button type="button" class="c2f-like" data-like="{like}">More like this</button></td>'
+
+
+def results_html(
+    result: SearchResult, media: dict[str, tuple[Path, Path | None]], more_like: bool = True
+) -> str:
+    """One search's results; `media` maps each result video's id to (playable video, thumbnail);
+    `more_like`: rows offer "More like this"."""
     esc = html.escape
     parts = [f'<p id="search-status">{esc(status_line(result))}</p>']
     parts += [f'<p class="c2f-note">{esc(note)}</p>' for note in result.notes]
@@ -106,7 +134,7 @@ def results_html(result: SearchResult, media: dict[str, tuple[Path, Path | None]
     rows = "".join(
         f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}" data-rank="{rank}"><td>{rank}</td>'
         f"<td>{esc(m.name)}</td><td>{m.start:.2f}</td><td>{m.end:.2f}</td><td>{m.score:.4f}</td>"
-        f"<td>{m.video_score:.4f}</td></tr>"
+        f"<td>{m.video_score:.4f}</td>{moment_actions(rank, m, more_like)}</tr>"
         for rank, m in enumerate(result.moments, 1)
     )
     parts.append(f'<table id="moments"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
@@ -115,4 +143,4 @@ def results_html(result: SearchResult, media: dict[str, tuple[Path, Path | None]
     return "\n".join(parts)
 
 
-__all__ = ["MOMENT_COLUMNS", "RESULTS_CSS", "RESULTS_JS", "media_url", "results_html", "status_line"]
+__all__ = ["EXPORT_PICKED_JS", "MOMENT_COLUMNS", "RESULTS_CSS", "RESULTS_JS", "media_url", "results_html", "status_line"]

@@ -14,6 +14,7 @@ bundled examples, indexed at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -21,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from c2f.errors import C2FError, LibraryError
-from c2f.search.types import SearchResult
+from c2f.search import Query
+from c2f.search.types import Moment, SearchResult
 from c2f.ui.backends import Backends
 from c2f.ui.collection import SHOWCASE, Collection, Collections
 from c2f.ui.config import AppConfig
@@ -62,7 +64,8 @@ class AppService:
         self.quotas = Quotas(config, self.export_root)
         self.exports = Exports(self.export_root, self.keys)
         self.jobs = Jobs(
-            {"indexing": config.index_slots, "evaluation": config.eval_slots}, config.jobs_waiting
+            {"indexing": config.index_slots, "evaluation": config.eval_slots, "clips": config.export_slots},
+            config.jobs_waiting,
         )
         self.sweeper = Sweeper(
             self.visitors,
@@ -155,6 +158,19 @@ class AppService:
             raise LibraryError("the library is empty: upload videos in the Library tab first")
         return coll
 
+    def _holding(self, mode: str, who: str | None, source: str, video_ids: set[str]) -> Collection:
+        """The collection a visitor may read that holds every one of `video_ids`: the one `source`
+        names, else the showcase (the videos of a cached example's results); else the first, whose
+        library then names what it lacks."""
+        first = self._readable(mode, who, source)
+        if who is None or first.read_only:
+            return first
+        showcase = self.showcase(mode)
+        for coll in (first, showcase):
+            if video_ids <= {r.video_id for r in coll.library.list()}:
+                return coll
+        return first
+
     def table(self, mode: str, who: str | None = None) -> list[list]:
         coll = self.collection(mode, who)
         return [
@@ -219,15 +235,20 @@ class AppService:
     def search(
         self,
         mode: str,
-        query: str,
+        query: str | Query,
         top_k: int = 5,
         moments: int = 3,
         who: str | None = None,
         source: str = "auto",
         match: str = "visual",
     ) -> tuple[SearchResult, Collection]:
-        """`match`: score clips by what is seen ("visual"), said ("speech") or "both"."""
-        coll = self._readable(mode, who, source)
+        """`query`: a sentence, or a c2f.search.Query (more like a moment of the searched
+        collection, a picture, or either mixed with a sentence), matched on what is seen.
+        `match` (sentences): score clips by what is seen ("visual"), said ("speech") or "both"."""
+        if isinstance(query, Query) and query.like is not None:
+            coll = self._holding(mode, who, source, {query.like.video_id})
+        else:
+            coll = self._readable(mode, who, source)
         return self._search(coll, mode, query, top_k, moments, match), coll
 
     def search_showcase(
@@ -238,11 +259,11 @@ class AppService:
         return self._search(coll, mode, query, top_k, moments), coll
 
     def _search(
-        self, coll: Collection, mode: str, query: str, top_k: int, moments: int, match: str = "visual"
+        self, coll: Collection, mode: str, query: str | Query, top_k: int, moments: int, match: str = "visual"
     ) -> SearchResult:
         return coll.library.search(
             query,
-            self.backends.matching(mode, match),
+            self.backends.get(mode) if isinstance(query, Query) else self.backends.matching(mode, match),
             top_k_videos=int(top_k),
             moments_per_video=int(moments),
         )
@@ -277,6 +298,50 @@ class AppService:
             used = self.quotas.visitor_usage([], self.visitor_folders(who)).bytes
             room = self.config.visitor_max_disk_mb * MB - used
         return self.exports.write(who, PREDICTIONS_FILE, data, room)
+
+    def export(
+        self,
+        mode: str,
+        moments: list[dict],
+        fmt: str,
+        exact: bool = False,
+        who: str | None = None,
+        source: str = "auto",
+        title: str = "C2F moments",
+    ) -> Path:
+        """Found moments ({video_id, name, start, end, score} of the collection searched) as `fmt`
+        (c2f.export.FORMATS), one file per visitor and format, replaced whole. On a public
+        deployment an export makes the visitor one (their download is kept for them, swept with
+        them), counts in their disk quota, and clips may cut at most `export_max_seconds` of video;
+        cutting clips takes a job slot."""
+        from c2f.export import FORMATS
+
+        if fmt not in FORMATS:
+            raise C2FError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+        if not moments:
+            raise C2FError("no moment to export: search first (and tick the moments to take, or none for all)")
+        chosen = [
+            Moment(str(m["video_id"]), str(m["name"]), float(m["start"]), float(m["end"]), float(m["score"]), 0.0)
+            for m in moments
+        ]
+        coll = self._holding(mode, who, source, {m.video_id for m in chosen})
+        room = float("inf")
+        if who is not None:
+            seconds = sum(m.end - m.start for m in chosen)
+            if fmt == "clips" and seconds > self.config.export_max_seconds:
+                raise C2FError(
+                    f"these clips hold {seconds:.0f} s of video: this server cuts at most "
+                    f"{self.config.export_max_seconds:.0f} s per export, tick fewer moments"
+                )
+            self.visitors.admit(who)
+            used = self.quotas.visitor_usage([], self.visitor_folders(who)).bytes
+            room = self.config.visitor_max_disk_mb * MB - used
+
+        def make(folder: Path) -> list[Path]:
+            return coll.library.export(chosen, folder, fmt, exact, title)
+
+        with self.jobs.slot(who, "clips") if fmt == "clips" else contextlib.nullcontext():
+            return self.exports.produce(who, make, f"moments-{fmt}.zip", room)
 
     # --- start-up ----------------------------------------------------------------------------------
     def start(self, mode: str) -> None:
