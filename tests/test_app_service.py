@@ -322,7 +322,7 @@ def test_start_up_removes_media_and_exports_of_no_live_visitor(tmp_path):
     live, dead = service.visitor(None, "live"), service.visitor(None, "dead")
     for who in (live, dead):
         service.index("tiny", [video], who=who)
-        service.exports.write(who, "x.json", b"{}")
+        download(service, who, {"x.json": b"{}"})
     gone = [service.collections.media_folder(dead), service.exports.folder(dead)]
     (root / "visitors" / dead).rename(root / "visitors" / ".gone-dead-1234")  # a killed removal
     keep = [service.collections.media_folder(live), service.exports.folder(live), root / "media" / "showcase"]
@@ -334,6 +334,17 @@ def test_start_up_removes_media_and_exports_of_no_live_visitor(tmp_path):
     other = AppService(cfg(root, secret="another"))
     assert len(remove_orphans(root, other.media_root, other.export_root, ["0" * 32], other.keys)) == 2
     assert not any(os.scandir(other.export_root))
+
+
+def download(service: AppService, who: str, files: dict[str, bytes]) -> list:
+    """Files for `who` to download, made as a moment export makes them: written into a folder."""
+
+    def make(folder):
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        return [folder / name for name in files]
+
+    return service.export(who, make)
 
 
 def test_analysis_keys_videos_by_id(tmp_path):

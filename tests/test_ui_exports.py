@@ -49,7 +49,7 @@ def test_exports_count_in_the_quota_and_go_with_their_visitor(tmp_path, videos):
     assert len(service.index("tiny", videos, who=alice).added) == 2
     result, _ = service.search("tiny", "a red car", 2, 2, alice)
     before = service.usage("tiny", alice).bytes
-    path = service.export("tiny", moments_of(result), "csv", who=alice, title="C2F a red car")
+    path = service.export_moments("tiny", moments_of(result), "csv", who=alice, title="C2F a red car")
     assert path.parent == service.exports.folder(alice) and path.name == "moments.csv"
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     assert [(r["video_id"], float(r["start"]), float(r["end"])) for r in rows] == [
@@ -57,11 +57,11 @@ def test_exports_count_in_the_quota_and_go_with_their_visitor(tmp_path, videos):
     ]
     assert service.usage("tiny", alice).bytes == before + path.stat().st_size  # counted in her quota
     # two frame rates: one EDL each, in one download
-    edl = service.export("tiny", moments_of(result), "edl", who=alice)
+    edl = service.export_moments("tiny", moments_of(result), "edl", who=alice)
     with zipfile.ZipFile(edl) as zf:
         assert edl.name == "moments-edl.zip" and sorted(zf.namelist()) == ["moments-25fps.edl", "moments-30fps.edl"]
     # a second export of a format replaces the first; no staging folder is left behind
-    again = service.export("tiny", moments_of(result)[:1], "csv", who=alice)
+    again = service.export_moments("tiny", moments_of(result)[:1], "csv", who=alice)
     assert again == path and len(path.read_text().splitlines()) == 2
     assert sorted(p.name for p in service.exports.folder(alice).iterdir()) == ["moments-edl.zip", "moments.csv"]
     # the idle sweep removes her exports with her videos
@@ -82,10 +82,10 @@ def test_an_export_past_the_quota_is_refused_and_leaves_nothing(tmp_path, videos
     used = service.usage("tiny", bob).bytes
     service.config.visitor_max_disk_mb = (used + 100) / (1024 * 1024)  # 100 bytes of room left
     with pytest.raises(C2FError, match="does not fit in your disk quota"):
-        service.export("tiny", moments_of(result), "json", who=bob)
+        service.export_moments("tiny", moments_of(result), "json", who=bob)
     assert not any(service.exports.folder(bob).iterdir())  # neither the file nor its staging folder
     service.config.visitor_max_disk_mb = 50
-    assert service.export("tiny", moments_of(result), "json", who=bob).is_file()
+    assert service.export_moments("tiny", moments_of(result), "json", who=bob).is_file()
 
 
 def test_clips_are_bounded_and_take_a_job_slot(tmp_path, videos):
@@ -95,20 +95,20 @@ def test_clips_are_bounded_and_take_a_job_slot(tmp_path, videos):
     result, _ = service.search("tiny", "a red car", 2, 3, carol)
     long = [m for m in moments_of(result)] * 3
     with pytest.raises(C2FError, match=r"at most 2 s per export, tick fewer moments"):
-        service.export("tiny", long, "clips", who=carol)
+        service.export_moments("tiny", long, "clips", who=carol)
     one = [dict(moments_of(result)[0], end=moments_of(result)[0]["start"] + 1.5)]
     with service.jobs.slot(carol, "indexing"), pytest.raises(BusyError, match="already have a job"):
-        service.export("tiny", one, "clips", who=carol)
-    path = service.export("tiny", one, "clips", exact=True, who=carol)
+        service.export_moments("tiny", one, "clips", who=carol)
+    path = service.export_moments("tiny", one, "clips", exact=True, who=carol)
     with zipfile.ZipFile(path) as zf:
         assert path.name == "moments.zip" and len(zf.namelist()) == 2
     with pytest.raises(C2FError, match="no moment to export"):
-        service.export("tiny", [], "csv", who=carol)
+        service.export_moments("tiny", [], "csv", who=carol)
     with pytest.raises(C2FError, match="unknown export format"):
-        service.export("tiny", one, "xml", who=carol)
+        service.export_moments("tiny", one, "xml", who=carol)
     folder_before = folder_bytes(service.exports.folder(carol))
     with pytest.raises(C2FError, match="no video 'nope'"):
-        service.export("tiny", [dict(one[0], video_id="nope")], "csv", who=carol)
+        service.export_moments("tiny", [dict(one[0], video_id="nope")], "csv", who=carol)
     assert folder_bytes(service.exports.folder(carol)) == folder_before
 
 

@@ -1,5 +1,6 @@
-"""Files a visitor downloads (an evaluation's TVR predictions, a search's moments as CSV, JSON, EDL
-or cut clips): one folder per visitor, each file replaced whole under its name, counted in the
+"""Files a visitor downloads (an evaluation's TVR predictions; moment exports: anything a function
+writes into a folder, as c2f.library.Library.export does): one folder per visitor, each file
+replaced whole under its name (made in a private folder first, then renamed), counted in the
 visitor's disk quota and removed with the visitor (idle sweep, start-up hygiene).
 
 The folders live under the app's temporary folder (AppConfig.export_root), never under the library
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from c2f.errors import C2FError
-from c2f.shared_files import TEMP_PREFIX, atomic_write_bytes
+from c2f.shared_files import TEMP_PREFIX
 from c2f.ui.collection import LOCAL
 from c2f.ui.identity import VisitorKeys
 from c2f.ui.media import folder_bytes
@@ -43,52 +44,31 @@ class Exports:
     def used(self, who: str | None) -> int:
         return folder_bytes(self.folder(who))
 
-    def write(self, who: str | None, name: str, data: bytes, room: float = float("inf")) -> Path:
-        """Write (or replace) the visitor's file `name`; `room`: the bytes their quota has left,
-        not counting this file's older version (which the new one replaces)."""
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"not an export file name: {name!r}")
-        path = self.folder(who) / name
-        old = path.stat().st_size if path.is_file() else 0
-        if len(data) > room + old:
-            raise C2FError(
-                f"the download ({len(data) / 1e6:.1f} MB) does not fit in your disk quota: remove a video first"
-            )
-        return atomic_write_bytes(path, data)
-
     def produce(
-        self,
-        who: str | None,
-        make: Callable[[Path], list[Path]],
-        bundle: str,
-        room: float = float("inf"),
-    ) -> Path:
-        """The visitor's file made by `make(folder) -> the files it wrote there`, in a fresh
-        staging folder inside their export folder (so it counts while it is made): one file keeps
-        its name, several are zipped into `bundle`. It replaces the visitor's file of that name
-        only when it fits in `room` (the bytes their quota has left, not counting the file it
-        replaces); else it is deleted and refused."""
+        self, who: str | None, make: Callable[[Path], Iterable[Path]], room: float = float("inf")
+    ) -> list[Path]:
+        """The files `make(folder)` writes into a fresh private folder, moved into the visitor's
+        folder (replacing files of the same names) when they fit in `room`, the bytes their quota
+        has left not counting the files they replace; else deleted, with the reason."""
         folder = self.folder(who)
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}export-", dir=folder) as staging:
-            files = make(Path(staging))
-            made = files[0] if len(files) == 1 else Path(staging) / bundle
-            if len(files) > 1:
-                with zipfile.ZipFile(made, "w", zipfile.ZIP_STORED) as zf:
-                    for f in files:
-                        zf.write(f, f.name)
-            if not _NAME.fullmatch(made.name):
-                raise ValueError(f"not an export file name: {made.name!r}")
-            path = folder / made.name
-            old = path.stat().st_size if path.is_file() else 0
-            size = made.stat().st_size
-            if size > room + old:
+        work = Path(tempfile.mkdtemp(dir=folder, prefix=TEMP_PREFIX))
+        try:
+            made = [Path(p) for p in make(work)]
+            for p in made:
+                if p.parent != work or not _NAME.fullmatch(p.name):
+                    raise ValueError(f"not an export file of this folder: {p.name!r}")
+            replaced = sum((folder / p.name).stat().st_size for p in made if (folder / p.name).is_file())
+            size = folder_bytes(work)
+            if size > room + replaced:
                 raise C2FError(
-                    f"the download ({size / 1e6:.1f} MB) does not fit in your disk quota: "
-                    "export fewer moments, or remove a video first"
+                    f"the download ({size / 1e6:.1f} MB) does not fit in your disk quota: remove a video first"
                 )
-            os.replace(made, path)
-        return path
+            for p in made:
+                os.replace(p, folder / p.name)
+            return [folder / p.name for p in made]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 __all__ = ["Exports"]

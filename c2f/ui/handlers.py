@@ -176,7 +176,7 @@ class Handlers:
         who = self.who(token, request)
         title = f"C2F {raw.get('query', '')}".strip()
         try:
-            path = self.service.export(
+            path = self.service.export_moments(
                 mode, chosen, EXPORT_FORMATS.get(label, str(label)), bool(exact), who, source, title
             )
         except C2FError as exc:

@@ -18,7 +18,8 @@ import contextlib
 import json
 import shutil
 import threading
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from c2f.errors import C2FError, LibraryError
@@ -289,17 +290,28 @@ class AppService:
         max_seconds = c.eval_max_seconds if c.multi_user else None
         return evaluate_bounded(lib, self.backends.get(mode), Path(annotations), top_k, progress, max_seconds)
 
-    def export_predictions(self, evaluation, who: str | None) -> Path:
-        """The evaluation's TVR prediction file, one per visitor, replaced whole (never half
-        written), within the visitor's disk quota."""
-        data = json.dumps(evaluation.predictions.to_json()).encode()
+    def export(self, who: str | None, make: Callable[[Path], Iterable[Path]]) -> list[Path]:
+        """Files for the visitor to download: `make(folder)` writes them into a fresh folder and
+        returns them; they are kept in the visitor's export folder when they fit in their disk
+        quota (c2f.ui.exports). A visitor's first download makes them one."""
         room = float("inf")
         if who is not None:
+            self.visitors.admit(who)
             used = self.quotas.visitor_usage([], self.visitor_folders(who)).bytes
             room = self.config.visitor_max_disk_mb * MB - used
-        return self.exports.write(who, PREDICTIONS_FILE, data, room)
+        return self.exports.produce(who, make, room)
 
-    def export(
+    def export_predictions(self, evaluation, who: str | None) -> Path:
+        """The evaluation's TVR prediction file, one per visitor, replaced whole."""
+        data = json.dumps(evaluation.predictions.to_json()).encode()
+
+        def make(folder: Path) -> list[Path]:
+            (folder / PREDICTIONS_FILE).write_bytes(data)
+            return [folder / PREDICTIONS_FILE]
+
+        return self.export(who, make)[0]
+
+    def export_moments(
         self,
         mode: str,
         moments: list[dict],
@@ -309,11 +321,11 @@ class AppService:
         source: str = "auto",
         title: str = "C2F moments",
     ) -> Path:
-        """Found moments ({video_id, name, start, end, score} of the collection searched) as `fmt`
-        (c2f.export.FORMATS), one file per visitor and format, replaced whole. On a public
-        deployment an export makes the visitor one (their download is kept for them, swept with
-        them), counts in their disk quota, and clips may cut at most `export_max_seconds` of video;
-        cutting clips takes a job slot."""
+        """Found moments ({video_id, name, start, end, score} of a collection the visitor reads) as
+        one download in `fmt` (c2f.export.FORMATS: EDLs of several frame rates zipped into
+        moments-edl.zip), through `export` (quota, one file per name, swept with the visitor).
+        On a public deployment clips may cut at most `export_max_seconds` of video; cutting
+        clips takes a job slot."""
         from c2f.export import FORMATS
 
         if fmt not in FORMATS:
@@ -324,24 +336,27 @@ class AppService:
             Moment(str(m["video_id"]), str(m["name"]), float(m["start"]), float(m["end"]), float(m["score"]), 0.0)
             for m in moments
         ]
+        seconds = sum(m.end - m.start for m in chosen)
+        if who is not None and fmt == "clips" and seconds > self.config.export_max_seconds:
+            raise C2FError(
+                f"these clips hold {seconds:.0f} s of video: this server cuts at most "
+                f"{self.config.export_max_seconds:.0f} s per export, tick fewer moments"
+            )
         coll = self._holding(mode, who, source, {m.video_id for m in chosen})
-        room = float("inf")
-        if who is not None:
-            seconds = sum(m.end - m.start for m in chosen)
-            if fmt == "clips" and seconds > self.config.export_max_seconds:
-                raise C2FError(
-                    f"these clips hold {seconds:.0f} s of video: this server cuts at most "
-                    f"{self.config.export_max_seconds:.0f} s per export, tick fewer moments"
-                )
-            self.visitors.admit(who)
-            used = self.quotas.visitor_usage([], self.visitor_folders(who)).bytes
-            room = self.config.visitor_max_disk_mb * MB - used
 
         def make(folder: Path) -> list[Path]:
-            return coll.library.export(chosen, folder, fmt, exact, title)
+            files = coll.library.export(chosen, folder, fmt, exact, title)
+            if len(files) == 1:
+                return files
+            bundle = folder / f"moments-{fmt}.zip"  # one download (an EDL per frame rate)
+            with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:
+                for f in files:
+                    zf.write(f, f.name)
+                    f.unlink()
+            return [bundle]
 
         with self.jobs.slot(who, "clips") if fmt == "clips" else contextlib.nullcontext():
-            return self.exports.produce(who, make, f"moments-{fmt}.zip", room)
+            return self.export(who, make)[0]
 
     # --- start-up ----------------------------------------------------------------------------------
     def start(self, mode: str) -> None:
