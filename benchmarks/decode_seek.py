@@ -37,10 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from c2f.features import get_preset
 from c2f.features.clips import group_sizes
-from c2f.video import probe_video
-from c2f.video.layout import sampled_indices
 
 PRESETS = ("clip-only", "default")
 
@@ -129,7 +126,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results_decode_seek.json")
     args = ap.parse_args()
-    from extract_scale import commit
+    from extract_scale import commit, each_sampling
 
     try:
         import av  # noqa: F401
@@ -138,50 +135,44 @@ def main() -> None:
     except ImportError:
         have_av = False
     result: dict = {"commit": commit(), "pyav": have_av, "repeats": args.repeats, "videos": {}}
-    for video in args.videos:
-        info = probe_video(video)
-        entry: dict = {"size": f"{info.width}x{info.height}", "seconds": round(info.duration, 2), "presets": {}}
-        result["videos"][video.name] = entry
-        for name in PRESETS:
-            s = get_preset(name)
-            indices, size = sampled_indices(video, s.decode_fps, s.decode_short_side, info)
-            chunk = s.frames_per_clip * group_sizes(s)[1]
-            path = str(video)
-            job = (path, indices, size)
-            methods = {
-                "decord": lambda job=job, chunk=chunk: decord_sampled(*job, chunk),
-                "decord_all": lambda job=job: decord_sampled(*job, 64, convert_all=True),
+    for video, _, _, s, indices, size, entry in each_sampling(args.videos, PRESETS, result):
+        chunk = s.frames_per_clip * group_sizes(s)[1]
+        path = str(video)
+        job = (path, indices, size)
+        methods = {
+            "decord": lambda job=job, chunk=chunk: decord_sampled(*job, chunk),
+            "decord_all": lambda job=job: decord_sampled(*job, 64, convert_all=True),
+        }
+        if have_av:
+            for mode in ("all", "skip_nonref", "seek_skip", "keyframes"):
+                methods[f"pyav_{mode}"] = lambda job=job, mode=mode: pyav_sampled(*job, mode)
+        runs: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
+        frames: dict[str, np.ndarray] = {}
+        for _ in range(args.repeats):  # interleaved
+            for m, fn in methods.items():
+                got, wall, cpu = timed(fn)
+                runs[m].append((wall, cpu))
+                frames[m] = got
+        base = statistics.median(c for _, c in runs["decord"])
+        rows = {}
+        for m in methods:
+            cpu = statistics.median(c for _, c in runs[m])
+            rows[m] = {
+                "cpu_s": round(cpu, 3),
+                "wall_s": round(statistics.median(w for w, _ in runs[m]), 3),
+                "cpu_vs_decord": round(cpu / base, 3),
+                "frames": len(frames[m]),
             }
-            if have_av:
-                for mode in ("all", "skip_nonref", "seek_skip", "keyframes"):
-                    methods[f"pyav_{mode}"] = lambda job=job, mode=mode: pyav_sampled(*job, mode)
-            runs: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
-            frames: dict[str, np.ndarray] = {}
-            for _ in range(args.repeats):  # interleaved
-                for m, fn in methods.items():
-                    got, wall, cpu = timed(fn)
-                    runs[m].append((wall, cpu))
-                    frames[m] = got
-            base = statistics.median(c for _, c in runs["decord"])
-            rows = {}
-            for m in methods:
-                cpu = statistics.median(c for _, c in runs[m])
-                rows[m] = {
-                    "cpu_s": round(cpu, 3),
-                    "wall_s": round(statistics.median(w for w, _ in runs[m]), 3),
-                    "cpu_vs_decord": round(cpu / base, 3),
-                    "frames": len(frames[m]),
-                }
-            rows["decord_all"]["same_frames_as_decord"] = bool(np.array_equal(frames["decord_all"], frames["decord"]))
-            if have_av:
-                ref = frames["pyav_all"]
-                for m in ("pyav_skip_nonref", "pyav_seek_skip"):
-                    rows[m]["same_frames_as_pyav_all"] = bool(np.array_equal(frames[m], ref))
-                rows["pyav_all"]["same_frames_as_decord"] = bool(np.array_equal(ref, frames["decord"]))
-                diff = np.abs(ref.astype(np.int16) - frames["decord"].astype(np.int16))
-                rows["pyav_all"]["max_abs_diff_vs_decord"] = int(diff.max())
-            entry["presets"][name] = {"sampled_frames": len(np.unique(indices)), "methods": rows}
-            args.out.write_text(json.dumps(result, indent=1) + "\n")
+        rows["decord_all"]["same_frames_as_decord"] = bool(np.array_equal(frames["decord_all"], frames["decord"]))
+        if have_av:
+            ref = frames["pyav_all"]
+            for m in ("pyav_skip_nonref", "pyav_seek_skip"):
+                rows[m]["same_frames_as_pyav_all"] = bool(np.array_equal(frames[m], ref))
+            rows["pyav_all"]["same_frames_as_decord"] = bool(np.array_equal(ref, frames["decord"]))
+            diff = np.abs(ref.astype(np.int16) - frames["decord"].astype(np.int16))
+            rows["pyav_all"]["max_abs_diff_vs_decord"] = int(diff.max())
+        entry.update({"sampled_frames": len(np.unique(indices)), "methods": rows})
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
 

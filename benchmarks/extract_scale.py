@@ -155,6 +155,23 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def each_sampling(videos: list[Path], presets: tuple[str, ...], result: dict):
+    """(video, its VideoInfo, preset name, settings, sampled frame indices, decoded size, the
+    preset's dict in result["videos"][video]["presets"]) for every video and preset."""
+    from c2f.features import get_preset
+    from c2f.video import probe_video
+    from c2f.video.layout import sampled_indices
+
+    for video in videos:
+        info = probe_video(video)
+        entry: dict = {"size": f"{info.width}x{info.height}", "seconds": round(info.duration, 2), "presets": {}}
+        result["videos"][video.name] = entry
+        for name in presets:
+            settings = get_preset(name)
+            indices, size = sampled_indices(video, settings.decode_fps, settings.decode_short_side, info)
+            yield video, info, name, settings, indices, size, entry["presets"].setdefault(name, {})
+
+
 def bound_by(best_rtf: float, encoder: float | None, raw_decode: float | None) -> str:
     """What the best run is within 80 % of: the encoders alone, or raw decoding of its frames with
     as many processes; neither means the pipeline itself (copies, queue, Python) holds it back."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from c2f.features.settings import FeatureSettings
 from c2f.video import iter_frames
+from c2f.video.decode import output_size
 
 
 def clip_count(duration: float, settings: FeatureSettings) -> int:
@@ -53,18 +54,34 @@ def clip_groups(
     """Yield uint8 (g, per_clip, H, W, 3) groups of whole clips, padding the tail with the last frame.
 
     The first group is small (the encoders wait for it: nothing to overlap with yet), then `group`.
-    Each group is written once, straight from the decoder's chunks, into `allocate(shape)` (a
-    reused shared-memory block in a decoding worker; a new array by default): no other copy.
+    Each group is written once into `allocate(shape)` (a reused shared-memory block in a decoding
+    worker; a new array by default): by decord itself where a chunk fits in the group, else copied
+    from the decoder's chunk.
     A group may be reused by `allocate` once the consumer asks for the next one. `threads`:
     decoder threads (None: c2f.video.decode.decode_threads()).
     """
     allocate = allocate or (lambda shape: np.empty(shape, np.uint8))
     per_clip = settings.frames_per_clip
+    width, height = output_size(info, settings.decode_short_side)
     size = min(first_group, group)
     emitted = 0  # clips yielded
     out: np.ndarray | None = None  # (frames of the group being filled, H, W, 3)
     filled = 0
     last = None
+
+    def start_group(frame_shape: tuple[int, ...]) -> np.ndarray:
+        g = min(size, n_clips - emitted)
+        return allocate((g * per_clip, *frame_shape))
+
+    def destination(n: int) -> np.ndarray | None:
+        """The decoder writes the next n frames straight into the group when they fit in it."""
+        nonlocal out, filled
+        if emitted >= n_clips:
+            return None
+        if out is None:
+            out, filled = start_group((height, width, 3)), 0
+        return out[filled : filled + n] if filled + n <= len(out) else None
+
     # chunks as small as the first group, so that group arrives as soon as it is decoded
     chunk = per_clip * size
     frames_iter = iter_frames(
@@ -74,16 +91,18 @@ def clip_groups(
         chunk_frames=chunk,
         info=info,
         threads=threads,
+        destination=destination,
     )
     for part in frames_iter:
         frames, used = part.frames, 0
-        last = frames[-1]
+        last = frames[-1].copy()  # frames may lie in a block the consumer reuses
         while used < len(frames) and emitted < n_clips:
             if out is None:
-                g = min(size, n_clips - emitted)
-                out, filled = allocate((g * per_clip, *frames.shape[1:])), 0
+                out, filled = start_group(frames.shape[1:]), 0
             take = min(len(frames) - used, len(out) - filled)
-            out[filled : filled + take] = frames[used : used + take]
+            target = out[filled : filled + take]
+            if not (used == 0 and target.ctypes.data == frames.ctypes.data):  # else written in place
+                target[...] = frames[used : used + take]
             filled, used = filled + take, used + take
             if filled == len(out):
                 g = len(out) // per_clip
@@ -91,8 +110,7 @@ def clip_groups(
                 out, emitted, size = None, emitted + g, group
     while emitted < n_clips and last is not None:  # frames stopped short: repeat the last one
         if out is None:
-            g = min(size, n_clips - emitted)
-            out, filled = allocate((g * per_clip, *last.shape)), 0
+            out, filled = start_group(last.shape), 0
         out[filled:] = last
         g = len(out) // per_clip
         yield out.reshape(g, per_clip, *out.shape[1:])

@@ -9,12 +9,13 @@ decoder), an ffmpeg pipe (c2f/video/pipe.py) when decord fails or stalls.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import math
 import os
 import queue
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,7 @@ from c2f.video.tools import ffmpeg_exe
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "decord", "ffmpeg"]
+Destination = Callable[[int], "np.ndarray | None"]  # frames of the next chunk -> where to write them
 
 
 @dataclass
@@ -80,15 +82,19 @@ def iter_frames(
     backend: Backend = "auto",
     timeout_s: float = 60.0,
     threads: int | None = None,
+    destination: Destination | None = None,
 ) -> Iterator[FrameChunk]:
     """Yield chunks of at most `chunk_frames` sampled frames, in time order. `threads`: decord's
-    decoder threads (None: `decode_threads()`)."""
+    decoder threads (None: `decode_threads()`). `destination(n)`: where the next chunk of n
+    frames may be written, a C-contiguous uint8 (n, H, W, 3) array, or None; decord then writes
+    the frames straight there (the chunk's `frames` is that array), saving a new array and a copy."""
     info = info or probe_video(path)
     times = sample_times(info.duration, fps)
     done = 0
     if backend in ("auto", "decord"):
         try:
-            for chunk in _iter_decord(str(path), info, times, short_side, chunk_frames, timeout_s, threads):
+            chunks = _iter_decord(str(path), info, times, short_side, chunk_frames, timeout_s, threads, destination)
+            for chunk in chunks:
                 done += len(chunk.times)
                 yield chunk
             return
@@ -122,7 +128,9 @@ def _call_with_timeout(fn, timeout_s: float):
         raise _DecoderFailed(f"{type(exc).__name__}: {exc}") from None
 
 
-def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s, threads=None) -> Iterator[FrameChunk]:
+def _iter_decord(
+    path, info, times, short_side, chunk_frames, timeout_s, threads=None, destination=None
+) -> Iterator[FrameChunk]:
     import decord
 
     if info.rotation:
@@ -153,10 +161,40 @@ def _iter_decord(path, info, times, short_side, chunk_frames, timeout_s, threads
     for s in range(0, len(times), chunk_frames):
         sel = idx[s : s + chunk_frames]
         uniq, inverse = np.unique(sel, return_inverse=True)
-        batch = _call_with_timeout(lambda u=uniq: vr.get_batch(u.tolist()).asnumpy(), timeout_s)
-        # sel is sorted: distinct indices (the usual case, sampling below the source rate) need no copy
+        # sel is sorted: distinct indices (the usual case, sampling below the source rate) are the
+        # frames as decord returns them, written where the caller wants them when it says where
+        into = destination(len(sel)) if destination is not None and len(uniq) == len(sel) else None
+        batch = _call_with_timeout(lambda u=uniq, into=into: _get_batch(vr, u, into), timeout_s)
         frames = batch if len(uniq) == len(sel) else batch[inverse]
         yield FrameChunk(frames=frames, times=times[s : s + chunk_frames], pts=frame_pts[sel])
+
+
+def _get_batch(reader, indices: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    """decord's frames at `indices`, copied once from decord's buffer: into `into` when given
+    (through decord's own copy call, the one `asnumpy` makes into a new array), else a new array."""
+    batch = reader.get_batch(indices.tolist())
+    copy = _decord_copy_call()
+    if into is None or copy is None or tuple(batch.shape) != into.shape or not into.flags.c_contiguous:
+        return batch.asnumpy()
+    copy(batch, into)
+    return into
+
+
+@functools.cache
+def _decord_copy_call():
+    """decord's copy of an array's bytes to an address (decord 0.6: what asnumpy calls), or None."""
+    try:
+        import ctypes
+
+        from decord._ffi.base import _LIB, check_call
+    except ImportError:
+        return None
+
+    def copy(batch, into: np.ndarray) -> None:
+        address = into.ctypes.data_as(ctypes.c_void_p)
+        check_call(_LIB.DECORDArrayCopyToBytes(batch.handle, address, ctypes.c_size_t(into.nbytes)))
+
+    return copy
 
 
 # --- ffmpeg pipe -----------------------------------------------------------------------------------
