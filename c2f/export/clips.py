@@ -17,15 +17,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import unicodedata
 from pathlib import Path
 
-from c2f.errors import C2FError
 from c2f.export.timecode import Rate, moment_frames
 from c2f.shared_files import atomic_path
 from c2f.video.probe import VideoInfo, probe_video
-from c2f.video.tools import ffmpeg_exe
+from c2f.video.tools import ffmpeg_to_file
 
 EXACT_ARGS = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac"]
 INDEXED = {"mov", "mp4", "matroska", "webm", "avi", "asf"}  # ffprobe format names of containers with an index
@@ -53,18 +51,6 @@ def cut_timeout(seconds: float) -> float:
     return max(120.0, 8.0 * seconds)
 
 
-def _ffmpeg(args: list[str], out: Path, timeout: float, what: str) -> None:
-    try:
-        proc = subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-y", *args, str(out)], capture_output=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise C2FError(f"cutting {what} took too long") from None
-    if proc.returncode != 0 or out.stat().st_size == 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise C2FError(f"could not cut {what}: {why[0]}")
-
-
 def cut_clip(info: VideoInfo, start: float, end: float, out: Path, exact: bool) -> Path:
     """Write the moment [start, end) seconds of the video `info` describes to `out` (atomically,
     extension from `clip_extension`); C2FError with ffmpeg's last words when it fails."""
@@ -73,14 +59,14 @@ def cut_clip(info: VideoInfo, start: float, end: float, out: Path, exact: bool) 
     first, stop = moment_frames(start, end, rate)
     fps = float(rate.fps)
     count = stop - first
-    what = f"{source.name} {start:.2f}-{end:.2f} s"
+    what = f"a clip of {source.name} {start:.2f}-{end:.2f} s"
     lead = max(0.0, info.start_time - info.format_start_time)  # video starts after the container (audio first)
     timeout = cut_timeout(count / fps)
     with atomic_path(out) as tmp:
         if not exact and has_index(info):
             args = ["-ss", f"{lead + first / fps:.6f}", "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?"]
             args += ["-t", f"{count / fps:.6f}", "-c", "copy", "-avoid_negative_ts", "make_zero"]
-            _ffmpeg(args, tmp, timeout, what)
+            ffmpeg_to_file(args, tmp, what, timeout)
             return out
         target = lead + max(0.0, (first - 0.5) / fps)  # on ffmpeg's clock (from the container's start)
         available = max(1, min(stop, info.num_frames) - first)
@@ -91,7 +77,7 @@ def cut_clip(info: VideoInfo, start: float, end: float, out: Path, exact: bool) 
             # -t bounds the audio: half a frame more on each side than the frames (ffmpeg drops a
             # frame whose end passes -t, so -t alone cannot bound the video exactly; -frames:v does)
             args += ["-t", f"{(count + 1) / fps:.6f}", *EXACT_ARGS, "-movflags", "+faststart"]
-            _ffmpeg(args, tmp, timeout + (target - entry) * 4, what)
+            ffmpeg_to_file(args, tmp, what, timeout + (target - entry) * 4)
             if probe_video(tmp).num_frames >= available:
                 break
     return out

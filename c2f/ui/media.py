@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from c2f.errors import C2FError
 from c2f.shared_files import atomic_path
-from c2f.video.tools import ffmpeg_exe
+from c2f.video.tools import ffmpeg_to_file
 
 if TYPE_CHECKING:
     from c2f.library import Library
@@ -28,11 +27,7 @@ BROWSER_CONTAINERS = {".mp4", ".m4v", ".webm"}
 def _ffmpeg_to(path: Path, args: list[str], what: str, timeout: float) -> Path:
     """Run ffmpeg into a unique temporary file next to `path`, then rename it into place."""
     with atomic_path(path) as tmp:
-        proc = subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-y", *args, str(tmp)], capture_output=True, timeout=timeout
-        )
-        if proc.returncode != 0 or tmp.stat().st_size == 0:
-            raise C2FError(f"could not make {what}: {proc.stderr.decode(errors='replace')[-200:].strip()}")
+        ffmpeg_to_file(args, tmp, what, timeout)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Where the ffmpeg and ffprobe executables are.
+"""Where the ffmpeg and ffprobe executables are, and ffmpeg run to write one file.
 
 ffmpeg: the system one, else the binary shipped in the `imageio-ffmpeg` wheel.
 ffprobe: the system one (Debian/Ubuntu `apt-get install ffmpeg`; on a Space, `packages.txt`).
@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 from c2f.errors import C2FError
 
@@ -42,3 +44,21 @@ def ffprobe_exe() -> str:
     raise C2FError(
         "ffprobe was not found: install ffmpeg (apt-get install ffmpeg; on a Space, add it to packages.txt)"
     )
+
+
+def ffmpeg_to_file(args: list[str], out: str | Path, what: str, timeout: float) -> Path:
+    """`ffmpeg -v error -y ARGS OUT` within `timeout` seconds (its log is read whole when it ends:
+    nothing streams, so no pipe can fill up); C2FError "could not make WHAT: <ffmpeg's last line>"
+    when it fails, writes nothing or runs out of time. Readers of ffmpeg's output as it comes use
+    c2f.video.pipe instead."""
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", *args, str(out)], capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise C2FError(f"could not make {what}: ffmpeg took more than {timeout:.0f} s") from None
+    if proc.returncode != 0 or not Path(out).is_file() or Path(out).stat().st_size == 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["it wrote nothing"]
+        raise C2FError(f"could not make {what}: {why[0][-200:]}")
+    return Path(out)
+
