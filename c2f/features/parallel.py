@@ -129,7 +129,8 @@ def extract_many(
     cannot be used yields its error and the others go on. `workers == 0`: one at a time here.
     `encoder`: what encodes the decoded groups in this process (default: the preset's encoders;
     benchmarks/extract_scale.py passes a no-op one to time the pipeline alone). `threads`: decoder
-    threads per worker (None: c2f.video.decode.decode_threads()). `depth`: decoded groups each
+    threads per worker (None: `workers` is the core budget, split into processes x threads by
+    measurement, c2f.video.layout.choose_layout). `depth`: decoded groups each
     worker may have waiting (shared blocks per worker, default 2)."""
     if workers <= 0 or settings.extraction == "value" or len(jobs) < 2:
         yield from _one_at_a_time(jobs, settings, device, progress)
