@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results_decode_seek.json")
     args = ap.parse_args()
-    from extract_scale import commit, each_sampling
+    from extract_scale import each_sampling, measured_code
 
     try:
         import av  # noqa: F401
@@ -134,7 +134,7 @@ def main() -> None:
         have_av = True
     except ImportError:
         have_av = False
-    result: dict = {"commit": commit(), "pyav": have_av, "repeats": args.repeats, "videos": {}}
+    result: dict = {"provenance": measured_code(("c2f/video",)), "pyav": have_av, "repeats": args.repeats, "videos": {}}
     for video, _, _, s, indices, size, entry in each_sampling(args.videos, PRESETS, result):
         chunk = s.frames_per_clip * group_sizes(s)[1]
         path = str(video)

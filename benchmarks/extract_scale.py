@@ -141,18 +141,31 @@ def run_folder(jobs: list[VideoJob], settings, device: str, workers: int) -> tup
     return wall, (time.process_time() - c) / wall
 
 
-def commit() -> str:
-    """The checked-out commit the figures were measured on ("+dirty" with uncommitted changes)."""
+# What the extraction figures depend on (benchmarks/stale_results.py checks it against the tree)
+EXTRACT_SOURCE = (
+    "c2f/video/decode.py",
+    "c2f/video/layout.py",
+    "c2f/video/probe.py",
+    "c2f/features/clips.py",
+    "c2f/features/extract.py",
+    "c2f/features/parallel.py",
+    "c2f/features/shared_slots.py",
+    "c2f/encoders",
+)
+
+
+def measured_code(paths: tuple[str, ...] = EXTRACT_SOURCE) -> dict:
+    """The results' provenance (benchmarks/provenance.py): commit and hash of the measured source;
+    in a copy without git (the GPU machine) the commit comes from $C2F_COMMIT, the hash from the files."""
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    from provenance import provenance, source_hash
+
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True)
+        return provenance(paths)
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("C2F_COMMIT", "unknown")  # a copy without .git: the caller says
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        commit = os.environ.get("C2F_COMMIT", "unknown")
+        return {"commit": commit, "uncommitted": None, "source": {"paths": list(paths), "sha256": source_hash(paths)}}
 
 
 def each_sampling(videos: list[Path], presets: tuple[str, ...], result: dict):
@@ -218,7 +231,7 @@ def main() -> None:
         info = probe_video(first)
         total = info.duration * len(videos)
         result: dict = {
-            "commit": commit(),
+            "provenance": measured_code(),
             "device": torch.cuda.get_device_name(0) if gpu else "cpu",
             "cpu": tuning.cpu_model(),
             "cores": cores,

@@ -86,7 +86,7 @@ def nvdec_unavailable() -> str | None:
 
 
 def main() -> None:
-    from extract_scale import commit, each_sampling
+    from extract_scale import each_sampling, measured_code
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("videos", nargs="+", type=Path)
@@ -97,7 +97,7 @@ def main() -> None:
     cores = available_cores()
     copies = args.copies or cores
     skipped = nvdec_unavailable()
-    result: dict = {"commit": commit(), "cores": cores, "nvdec": skipped or "PyNvVideoCodec", "videos": {}}
+    result: dict = {"provenance": measured_code(("c2f/video",)), "cores": cores, "nvdec": skipped or "PyNvVideoCodec", "videos": {}}
     for video, info, _, s, indices, size, row in each_sampling(args.videos, PRESETS, result):
         wall, _ = raw_decode([(str(video), indices)] * copies, size, cores, 1, s.frames_per_clip * 8)
         row.update({"cpu_decord_rtf": round(copies * info.duration / wall, 1), "cpu_layout": f"{cores} x 1"})

@@ -135,7 +135,6 @@ def extract_many(
     if workers <= 0 or settings.extraction == "value" or len(jobs) < 2:
         yield from _one_at_a_time(jobs, settings, device, progress)
         return
-    workers = min(workers, len(jobs))
     yield from _with_workers(jobs, settings, device, workers, progress, depth, encoder, threads)
 
 
@@ -174,6 +173,7 @@ def _with_workers(
         encoder = ClipGroupEncoder(settings, device)  # loaded before the workers start their decoders
     if threads is None:  # the budget of `workers` cores split into processes x threads by measurement
         workers, threads = _layout(jobs, settings, workers)
+    workers = min(workers, len(jobs))
     ctx = mp.get_context("spawn")  # no fork of a process holding torch threads and CUDA
     tasks, results = ctx.Queue(), ctx.Queue()  # groups in flight are bounded by the slots
     slots = SlotSet.new(workers, max(1, depth or 2))
