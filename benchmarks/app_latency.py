@@ -2,8 +2,8 @@
 
 - single-visitor server p50: one `/search` through gradio_client, request to answer;
 - single-visitor browser p50: Chromium, from the click on Search to the last change of the page
-  caused by it (status, player, thumbnails, moments, curves: measured in the page, no change for
-  0.6 s after it);
+  caused by it (status, player, thumbnails, moments, curve panels: measured in the page, no change
+  for 0.6 s after it);
 - loaded p50/p95: N visitors search at once while another visitor indexes a video; errors counted.
 
 --baseline DIR runs the demo of another source tree (e.g. `git archive OLD | tar -x -C DIR`) at the
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from app_server import running_app  # noqa: E402
+from app_server import launch_chromium, running_app  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from videogen import make_video  # noqa: E402
 
@@ -64,13 +64,9 @@ def browser_p50s(urls: dict[str, str], n: int) -> dict[str, float]:
     """Browser p50 (ms) of each app, their searches interleaved (order alternating)."""
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
     times: dict[str, list[float]] = {name: [] for name in urls}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(pw)
         pages = {}
         for name, url in urls.items():
             page = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()

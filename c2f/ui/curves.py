@@ -83,7 +83,7 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else values
 
 
-def legend_html(with_truth: bool = False) -> str:
+def legend_html(with_truth: bool = False, seekable: bool = True) -> str:
     items = [
         f'<span><svg viewBox="0 0 26 10"><line x1="0" y1="5" x2="26" y2="5" stroke="{colour}" '
         f'stroke-width="2" stroke-dasharray="{dash}"/></svg>{label}</span>'
@@ -91,7 +91,7 @@ def legend_html(with_truth: bool = False) -> str:
     ]
     items.append(
         f'<span><svg viewBox="0 0 26 10"><rect width="26" height="10" fill="{SPAN_COLOURS[0]}"/></svg>'
-        "predicted span: #rank · score (click to play)</span>"
+        f"predicted span: #rank · score{' (click to play)' if seekable else ''}</span>"
     )
     if with_truth:
         items.append(
