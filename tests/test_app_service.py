@@ -323,12 +323,14 @@ def test_start_up_removes_media_and_exports_of_no_live_visitor(tmp_path):
     for who in (live, dead):
         service.index("tiny", [video], who=who)
         download(service, who, {"x.json": b"{}"})
+    (service.exports.folder(live) / ".tmp-killed").mkdir()  # a download a killed request was making
     gone = [service.collections.media_folder(dead), service.exports.folder(dead)]
     (root / "visitors" / dead).rename(root / "visitors" / ".gone-dead-1234")  # a killed removal
     keep = [service.collections.media_folder(live), service.exports.folder(live), root / "media" / "showcase"]
     keep[2].mkdir(parents=True)
     removed = remove_orphans(root, service.media_root, service.export_root, service.visitors.live(), service.keys)
-    assert sorted(map(str, removed)) == sorted(map(str, [*gone, root / "visitors" / ".gone-dead-1234"]))
+    leftovers = [root / "visitors" / ".gone-dead-1234", service.exports.folder(live) / ".tmp-killed"]
+    assert sorted(map(str, removed)) == sorted(map(str, [*gone, *leftovers]))
     assert not any(f.exists() for f in removed) and all(f.exists() for f in keep)
     # a new key: every old folder is an orphan
     other = AppService(cfg(root, secret="another"))
@@ -345,6 +347,25 @@ def download(service: AppService, who: str, files: dict[str, bytes]) -> list:
         return [folder / name for name in files]
 
     return service.export(who, make)
+
+
+def test_downloads_replace_by_name_and_count_in_the_quota(tmp_path):
+    service = AppService(cfg(tmp_path / "root", secret="s"))
+    who = service.visitor(None, "s")
+    first = download(service, who, {"moments.edl": b"a" * 1000, "moments.zip": b"b" * 5000})
+    assert [p.name for p in first] == ["moments.edl", "moments.zip"] and service.visitors.exists(who)
+    used = service.usage("tiny", who).bytes
+    assert used >= 6000
+    # room for the new files once the old versions go, not for both
+    service.config.visitor_max_disk_mb = (used + 500) / 1024 / 1024
+    again = download(service, who, {"moments.zip": b"c" * 5400})
+    assert again[0].read_bytes() == b"c" * 5400 and first[0].read_bytes() == b"a" * 1000
+    with pytest.raises(C2FError, match="does not fit in your disk quota"):
+        download(service, who, {"moments.edl": b"d" * 2000})
+    assert first[0].read_bytes() == b"a" * 1000  # the old version is kept
+    assert sorted(p.name for p in service.exports.folder(who).iterdir()) == ["moments.edl", "moments.zip"]
+    with pytest.raises(ValueError, match="not an export file"):
+        download(service, who, {"a name with spaces.json": b""})
 
 
 def test_analysis_keys_videos_by_id(tmp_path):

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from c2f.shared_files import TEMP_PREFIX
 from c2f.ui.collection import LOCAL, SHOWCASE
 from c2f.ui.identity import VisitorKeys
 
@@ -112,8 +113,9 @@ def remove_orphans(
     killed half way (hidden '.gone-*' names); returns what was deleted."""
     found = orphan_folders(media_root, export_root, live, keys)
     found += sorted((library_root / "visitors").glob(f"{GONE_PREFIX}*"))
+    found += sorted(export_root.glob(f"*/{TEMP_PREFIX}*"))  # downloads a killed request was making
     for folder in found:
-        if folder.is_dir() and not folder.name.startswith(GONE_PREFIX):
+        if folder.is_dir() and not folder.name.startswith((GONE_PREFIX, TEMP_PREFIX)):
             remove_folder(folder)
         elif folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
