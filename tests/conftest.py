@@ -43,8 +43,11 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 # CI skips them in its extra run under the AVX2 kernel limit. Every other test is "numerics".
 NOT_NUMERICS = {
     "test_app_e2e",
+    "test_app_hostile",
     "test_app_multiuser",
+    "test_app_restart",
     "test_app_service",
+    "test_app_space",
     "test_browser_demo",
     "test_browser_like_export",
     "test_browser_speech",
