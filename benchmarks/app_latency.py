@@ -49,9 +49,12 @@ def timed_search(client: Client, query: str) -> float:
     return time.perf_counter() - t0
 
 
-# Installed once per page: the time of the page's last DOM change.
+# Installed once per page: the time of the page's last DOM change a visitor can see (Gradio's
+# screen-reader status, `.sr-only`, announces "complete" 0.5-2 s after a search: left out).
 WATCH_JS = """() => { window.__c2fLast = performance.now();
-  new MutationObserver(() => { window.__c2fLast = performance.now(); })
+  const seen = (m) => { const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+    return !(el && el.closest('.sr-only')); };
+  new MutationObserver((ms) => { if (ms.some(seen)) window.__c2fLast = performance.now(); })
     .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true}); }"""
 CLICK_JS = """() => { const s = document.querySelector('#search-status');
   window.__c2fOld = s ? s.innerText : ''; const t = performance.now();
