@@ -14,6 +14,7 @@ from app_server import running_app
 from gradio_client import Client, handle_file
 from videogen import make_text_file_as_video, make_video, write_srt
 
+from c2f.ui.config import AppConfig
 from c2f.video.tools import ffmpeg_exe
 
 
@@ -59,6 +60,11 @@ def test_upload_index_search_remove_and_bad_input(app, tmp_path):
     assert status.startswith("2 video(s) added") and "2 failed" in status, status
     listed = {r[1]: r for r in rows(table)}
     assert set(listed) == {"colours.mp4", "stream.ts"}
+    # the uploads, handled, are gone from Gradio's cache (the library keeps its own copies)
+    _, root = app
+    cache = AppConfig(library_root=root / "library").gradio_cache
+    # (Gradio's upload route leaves an empty temporary file per upload: emptied at start-up)
+    assert cache.is_dir() and not [p.name for p in cache.rglob("*") if p.is_file() and p.stat().st_size]
     assert listed["colours.mp4"][4] == "indexed" and listed["colours.mp4"][5] == "yes"
 
     html, raw = client.predict("a red wall", 3, 2, "tiny", api_name="/search")
@@ -74,7 +80,6 @@ def test_upload_index_search_remove_and_bad_input(app, tmp_path):
     assert html.count(".jpg") == 2 and html.count("<tr data-src=") == len(raw["moments"])
     assert "moment(s) in" in html and "video_file" not in html
     # media by opaque names only (no server path in the page or the JSON), played with Range requests
-    _, root = app
     for text in (html, json.dumps(raw)):
         assert str(root) not in text and "/tmp" not in text and str(Path.home()) not in text
     src = re.search(r'<video [^>]*src="(c2f-media/local/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.mp4)#', html).group(1)

@@ -21,6 +21,7 @@ from c2f.ui.config import AppConfig
 from c2f.ui.identity import KEY_FILE, VisitorKeys, signing_key
 from c2f.ui.jobs import BusyError, Jobs
 from c2f.ui.media import folder_bytes, playable_copy, thumbnail
+from c2f.ui.quotas import GONE
 from c2f.ui.service import SHOWCASE, AppService
 from c2f.ui.sweep import remove_orphans
 from c2f.ui.text import public_text
@@ -183,6 +184,8 @@ def test_subtitle_files_have_their_own_cap_and_count_towards_the_quota(tmp_path)
     out = service.index("tiny", [c, big], who=who)
     assert out.added == [] and out.failed == [("c.mp4", "over the quota of 0 MB of disk per visitor")]
     assert service.index("tiny", [c], who=who).added == ["c.mp4"]
+    gone = up / "8" / "d.mp4"  # an upload indexed (and discarded) before, sent again by its page
+    assert service.index("tiny", [gone], who=who).failed == [("d.mp4", GONE)]
 
 
 def test_past_a_global_cap_the_demo_is_full_and_nothing_else_breaks(tmp_path):

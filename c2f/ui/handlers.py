@@ -95,6 +95,8 @@ class Handlers:
             print(f"c2f: indexing ended after {time.monotonic() - t0:.2f} s", flush=True)
         except C2FError as exc:
             fail(exc)
+        finally:
+            self.service.discard_uploads(paths)
         for name, why in outcome.failed:
             gr.Warning(public_text(f"{name}: {why}"))
         return (public_text(outcome.summary()), *self.refreshed(mode, token, request))

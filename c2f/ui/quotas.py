@@ -26,6 +26,7 @@ from c2f.video.files import VIDEO_EXTENSIONS
 SUBTITLE_EXTENSIONS = {".srt", ".vtt"}
 UPLOAD_EXTENSIONS = sorted(VIDEO_EXTENSIONS | SUBTITLE_EXTENSIONS)
 MB = 1024 * 1024
+GONE = "the uploaded file is no longer there (indexed uploads are not kept): upload it again"
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Quotas:
     # --- one file ------------------------------------------------------------------------------
     def check_video(self, f: Path) -> tuple[float, str | None]:
         """(duration, None) for an acceptable video file, else (0, plain-words reason)."""
+        if not f.is_file():
+            return 0.0, GONE
         if f.suffix.lower() not in VIDEO_EXTENSIONS:
             return 0.0, f"not a video file type C2F reads ({', '.join(sorted(VIDEO_EXTENSIONS))})"
         if f.stat().st_size > self.config.max_upload_mb * MB:
@@ -68,6 +71,8 @@ class Quotas:
 
     def check_subtitle(self, f: Path, video_stems: set[str]) -> str | None:
         """None for an acceptable subtitle file, else the plain-words reason."""
+        if not f.is_file():
+            return GONE
         limit = self.config.max_subtitle_kb
         if f.stat().st_size > limit * 1024:
             return f"subtitle file larger than the {limit:.0f} KB limit of this server"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import threading
 import zipfile
@@ -28,7 +29,7 @@ from c2f.search.types import Moment, SearchResult
 from c2f.ui.backends import Backends
 from c2f.ui.collection import SHOWCASE, Collection, Collections
 from c2f.ui.config import AppConfig
-from c2f.ui.evaluation import check_annotation_file, evaluate_bounded
+from c2f.ui.evaluation import EvaluationLimitError, check_annotation_file, evaluate_bounded
 from c2f.ui.examples import example_videos
 from c2f.ui.exports import Exports
 from c2f.ui.identity import VisitorKeys, signing_key
@@ -227,6 +228,20 @@ class AppService:
         self.media.remove(coll.media, video_id)
         return f"removed {rec.name}"
 
+    def discard_uploads(self, paths: list[str | Path]) -> None:
+        """Uploaded files, once handled (the library keeps its own copies): removed from Gradio's
+        cache at once instead of an hour later, when that cache is the app's own (files anywhere
+        else, such as the bundled examples, are never touched)."""
+        cache = self.config.gradio_cache.resolve()
+        if os.environ.get("GRADIO_TEMP_DIR") != str(self.config.gradio_cache):
+            return
+        for p in map(Path, paths):
+            p = p.resolve()
+            if p.is_relative_to(cache) and p.parent != cache:
+                p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    p.parent.rmdir()  # Gradio's folder for this upload, when nothing else is in it
+
     def clear_legacy_cache(self, mode: str) -> None:
         """Moment cuts of earlier versions lived in <library>/cache/: nothing reads them now."""
         coll = self.collection(mode, None)
@@ -283,7 +298,11 @@ class AppService:
         is kept for them)."""
         c = self.config
         if c.multi_user:  # cheap refusals first: a refused file makes nobody a visitor
-            check_annotation_file(Path(annotations), c.eval_max_rows, c.max_annotation_mb)
+            try:
+                check_annotation_file(Path(annotations), c.eval_max_rows, c.max_annotation_mb)
+            except EvaluationLimitError:
+                self.discard_uploads([annotations])  # (a file kept to run again is a usable one)
+                raise
         if who is not None:
             self.visitors.admit(who)
         lib = self._readable(mode, who, source).library
