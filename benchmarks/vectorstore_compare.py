@@ -126,8 +126,10 @@ class Milvus:
 
     def build(self, d: Path, data: np.ndarray) -> None:
         from c2f.index.milvus_store import MilvusClipIndex
+        from c2f.library.lease import writer_lease
 
         store = MilvusClipIndex(str(d / "m.db"), data.shape[2], "bench")
+        store.open_for_writing(writer_lease(d / "write.lock"))
         for s in range(0, len(data), BATCH_VIDEOS):
             store.add_many({k: data[k] for k in range(s, min(s + BATCH_VIDEOS, len(data)))})
         store.save(d / "ptr")
@@ -263,8 +265,10 @@ class QdrantStore:
 
     def build(self, d: Path, data: np.ndarray) -> None:
         from c2f.index.qdrant_store import QdrantClipIndex
+        from c2f.library.lease import writer_lease
 
         store = QdrantClipIndex(self.scheme + str(d / "q"), data.shape[2], "bench")
+        store.open_for_writing(writer_lease(d / "write.lock"))
         for s in range(0, len(data), BATCH_VIDEOS):
             store.add_many({k: data[k] for k in range(s, min(s + BATCH_VIDEOS, len(data)))})
         store.save(d / "ptr")

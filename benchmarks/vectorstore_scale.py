@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from c2f.index import ClipIndex
 from c2f.index.milvus_store import MilvusClipIndex
+from c2f.library.lease import writer_lease
 
 
 def du(path: Path) -> int:
@@ -42,6 +43,7 @@ def one_size(n_videos: int, clips: int, dim: int, queries: int, tmp: Path, rng) 
     db = tmp / f"v{n_videos}.db"
     t = time.perf_counter()
     store = MilvusClipIndex(str(db), dim, "bench")
+    store.open_for_writing(writer_lease(tmp / "write.lock"))
     store.add_many(data)
     store.save(tmp / f"ptr{n_videos}")  # flushes
     insert_s = time.perf_counter() - t

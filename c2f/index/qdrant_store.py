@@ -9,10 +9,8 @@ at 250-5,000 videos, where Milvus Lite took 6.6-10.7x and LanceDB 3.6-6.8x, with
 on disk (Milvus 3.5 KB); qdrant-client reaches a Qdrant server or cluster with the same calls.
 
 Same interface as ClipIndex for the library and the search engine (add_many, remove, video_keys,
-search_videos, clip_scores, save/load). Searches are exact and rank exactly like ClipIndex: the
-store's float32 scan proposes every video whose max may reach the k-th best (within two float32
-error bounds and the tie tolerance), and those are rescored in float64 from their stored vectors
-and ordered with ClipIndex's tie rule (c2f/index/ranking.py).
+search_videos, clip_scores, save/load); exact, and ranked exactly like ClipIndex (the shared search
+of c2f/index/external_store.py: the store's MaxSim scan proposes, float64 rescoring decides).
 
 Where the vectors live is a URI:
   qdrant://              qdrant-edge, Qdrant's embedded engine, in the library folder (indexes/qdrant)
@@ -20,15 +18,14 @@ Where the vectors live is a URI:
   qdrant://HOST:PORT     a Qdrant server or cluster through qdrant-client
   qdrant-local://DIR     qdrant-client's own local mode (Python, in RAM): the very calls that reach
                          a cluster, run without one (tests, small libraries)
-An embedded folder is locked by the one process that opens it (searching it from a second
-process needs a server).
+Both folder modes serve ONE process (qdrant-edge and qdrant-client lock the folder; a second
+process gets an error saying so); inside it, any number of threads (the library's writer and its
+searches). Several processes (a `c2f index` run while the app searches) share a server:
+qdrant://HOST:PORT.
 
 A video longer than PART_CLIPS clips is stored as several points (parts), so no request grows
-with a video's length; a video's score is the max over its parts. A video is listed (`in`,
-`video_keys`) only once all its parts are stored: its point in a small videos collection says
-"pending" (-1 clips) while they are inserted and its count after, so a run killed mid-insert
-leaves nothing half listed (the next open deletes a pending video's parts). Saved index versions
-hold only a pointer (store.json) to the collections: the data lives in Qdrant.
+with a video's length; a video's score is the max over its parts. Listing, writer leases, readers
+that never write, and the pointer a saved version holds: c2f/index/external_store.py.
 """
 
 from __future__ import annotations
@@ -36,16 +33,14 @@ from __future__ import annotations
 import atexit
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from c2f.errors import C2FError
-from c2f.index.clip_index import ClipIndex, ClipIndexError, VideoHit
-from c2f.index.external_store import ExternalIndex
-from c2f.index.ranking import first_best, order_videos_with_ties, tie_tolerance
-from c2f.index.scan import float32_error
+from c2f.index.external_store import ExternalIndex, Listing
 
 SCHEME = "qdrant://"
 LOCAL_SCHEME = "qdrant-local://"
@@ -99,6 +94,7 @@ class _Engine(Protocol):
     def delete_video(self, name: str, key: int) -> None: ...
     def scroll(self, name: str, offset: int | None) -> tuple[list[tuple[int, dict]], int | None]: ...
     def vectors(self, name: str, ids: list[int]) -> dict[int, Any]: ...
+    def payloads(self, name: str, ids: list[int]) -> dict[int, dict]: ...
     def nearest(self, name: str, query: list[float], limit: int) -> list[tuple[int, float, dict]]: ...
     def flush(self, name: str) -> None: ...
     def close(self) -> None: ...
@@ -165,6 +161,9 @@ class _Edge:
 
     def vectors(self, name: str, ids: list[int]) -> dict[int, Any]:
         return {int(r.id): r.vector for r in self._shard(name).retrieve(ids, False, True)}
+
+    def payloads(self, name: str, ids: list[int]) -> dict[int, dict]:
+        return {int(r.id): dict(r.payload or {}) for r in self._shard(name).retrieve(ids, True, False)}
 
     def nearest(self, name: str, query: list[float], limit: int) -> list[tuple[int, float, dict]]:
         qe = self.qe
@@ -238,6 +237,9 @@ class _Client:
     def vectors(self, name: str, ids: list[int]) -> dict[int, Any]:
         return {int(r.id): r.vector for r in self.client.retrieve(name, ids, with_vectors=True)}  # type: ignore[misc]
 
+    def payloads(self, name: str, ids: list[int]) -> dict[int, dict]:
+        return {int(r.id): dict(r.payload or {}) for r in self.client.retrieve(name, ids, with_payload=True)}  # type: ignore[misc]
+
     def nearest(self, name: str, query: list[float], limit: int) -> list[tuple[int, float, dict]]:
         exact = self.models.SearchParams(exact=True) if self.remote else None  # the local mode only scans
         found = self.client.query_points(
@@ -273,13 +275,32 @@ def _close_engines() -> None:
         engine.close()
 
 
+class _OneCallAtATime:
+    """An engine whose calls must not overlap (qdrant-client's local mode mutates its arrays and
+    SQLite file in place): the writer's thread and the searches' take turns."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self.engine, self.location, self.lock = engine, engine.location, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.engine, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
 def _engine(location: str) -> _Engine:
     with _ENGINES_LOCK:
         if location not in _ENGINES:
             if location.startswith(SCHEME):
                 _ENGINES[location] = _Edge(location[len(SCHEME) :])
+            elif location.startswith(LOCAL_SCHEME):
+                _ENGINES[location] = _OneCallAtATime(_Client(location[len(LOCAL_SCHEME) :]))  # type: ignore[assignment]
             else:
-                _ENGINES[location] = _Client(location.removeprefix(LOCAL_SCHEME))
+                _ENGINES[location] = _Client(location)
         return _ENGINES[location]
 
 
@@ -288,22 +309,17 @@ def _engine(location: str) -> _Engine:
 
 class QdrantClipIndex(ExternalIndex):
     """Clip vectors of a library's videos in two Qdrant collections: parts (a point per up to
-    PART_CLIPS clips of one video, payload video/part) and videos (a point per video, payload
-    clips); the vectors are L2-normalised on the way in, exactly as ClipIndex does."""
+    PART_CLIPS clips of one video, payload video/part) and videos (a point per video, payload: its
+    listing row, c2f.index.external_store.Listing); the vectors are L2-normalised on the way in,
+    exactly as ClipIndex does."""
 
     STORE = "qdrant"
 
     def __init__(self, uri: str, dim: int, fingerprint: str) -> None:
-        """`uri`: a location from `client_uri` (qdrant://ABS_DIR, qdrant-local://ABS_DIR, http://...)."""
-        self.uri, self.dim, self.fingerprint = uri, int(dim), fingerprint
-        self.collection = "c2f_" + re.sub(r"\W", "_", fingerprint)
-        self._db = _engine(uri)
+        """`uri`: a location from `client_uri` (qdrant://ABS_DIR, qdrant-local://ABS_DIR, http://...),
+        opened for reading (ExternalIndex.open_for_writing makes it the writer's)."""
         try:
-            for name, dim_, multi in ((self.collection, self.dim, True), (self._videos, 1, False)):
-                if not self._db.has(name):
-                    self._db.create(name, dim_, multi)
-            self._lengths = self._read_videos()  # video key -> number of clips
-            self._recent: dict[int, np.ndarray] = {}  # the last search's candidates: key -> (N, dim)
+            super().__init__(uri, dim, fingerprint)
         except C2FError:
             raise
         except Exception as exc:  # a server error, a damaged folder
@@ -313,145 +329,83 @@ class QdrantClipIndex(ExternalIndex):
     def _videos(self) -> str:
         return self.collection + "_videos"
 
-    def _read_videos(self) -> dict[int, int]:
-        """{video key: clips} of the complete videos; the parts of pending ones (a killed run) are deleted."""
-        lengths: dict[int, int] = {}
+    def _connect(self) -> None:
+        self._db = _engine(self.uri)
+
+    def _exists(self) -> bool:
+        return self._db.has(self.collection) and self._db.has(self._videos)
+
+    def _create(self) -> None:
+        for name, dim, multi in ((self.collection, self.dim, True), (self._videos, 1, False)):
+            if not self._db.has(name):
+                self._db.create(name, dim, multi)
+
+    def _scan_listing(self) -> Iterator[tuple[int, Listing]]:
         offset = None
         while True:
             rows, offset = self._db.scroll(self._videos, offset)
-            lengths.update((key, int(payload["clips"])) for key, payload in rows)
+            yield from ((key, _listing(payload)) for key, payload in rows)
             if offset is None:
-                break
-        for key in [k for k, n in lengths.items() if n < 0]:
-            self._db.delete_video(self.collection, key)
-            self._db.delete_ids(self._videos, [key])
-            del lengths[key]
-        return dict(sorted(lengths.items()))
+                return
 
-    def _mark(self, key: int, clips: int) -> None:
-        self._mark_many({key: clips})
+    def _get_listing(self, keys: list[int]) -> dict[int, Listing]:
+        out: dict[int, Listing] = {}
+        for start in range(0, len(keys), _PAGE):
+            payloads = self._db.payloads(self._videos, keys[start : start + _PAGE])
+            out.update((key, _listing(payload)) for key, payload in payloads.items())
+        return out
 
-    def _mark_many(self, clips: dict[int, int]) -> None:
-        """Each video's listing: its clip count, or -1 while its parts are being stored."""
-        rows = [(key, [1.0], {"clips": n}) for key, n in clips.items()]
-        for start in range(0, len(rows), _PAGE):
-            self._db.upsert(self._videos, rows[start : start + _PAGE])
+    def _put_listing(self, rows: dict[int, Listing]) -> None:
+        points = [(key, [1.0], dict(row.__dict__)) for key, row in rows.items()]
+        for start in range(0, len(points), _PAGE):
+            self._db.upsert(self._videos, points[start : start + _PAGE])
 
-    # --- writing ---------------------------------------------------------------------------------
-    # the same vector checks and normalisation as faiss's index: (N, dim) float32 unit rows
-    _check_vectors = ClipIndex._check_vectors
+    def _delete_listing(self, keys: list[int]) -> None:
+        self._db.delete_ids(self._videos, keys)
 
-    def add(self, video_key: int, vectors: np.ndarray) -> None:
-        self.add_many({video_key: vectors})
-
-    def add_many(self, videos: dict[int, np.ndarray]) -> None:
-        """Store each video's (N, dim) clip vectors (a video already listed is refused)."""
-        checked = {}
-        for key, v in videos.items():
-            if int(key) in self._lengths:
-                raise ClipIndexError(f"video {key} is already in the index")
-            checked[int(key)] = self._check_vectors(int(key), v)  # also bounds the clips (< 2**20)
-        if not checked:
-            return
-        self._mark_many(dict.fromkeys(checked, -1))  # pending until every part of every video is in
+    def _put_vectors(self, videos: dict[int, np.ndarray]) -> None:
         request: list[tuple[int, Any, dict]] = []
         clips = 0
-        for key, v in checked.items():
+        for key, v in videos.items():
             for p, start in enumerate(range(0, len(v), PART_CLIPS)):
                 part = v[start : start + PART_CLIPS]
                 request.append((key << PART_BITS | p, part.tolist(), {"video": key, "part": p}))
                 clips += len(part)
                 if clips >= _REQUEST_CLIPS:  # bounded requests (and Python lists) per call
                     self._db.upsert(self.collection, request)
+                    self._keep_lease()
                     request, clips = [], 0
         if request:
             self._db.upsert(self.collection, request)
-        self._mark_many({key: len(v) for key, v in checked.items()})
-        self._lengths.update((key, len(v)) for key, v in checked.items())
 
-    def remove(self, video_key: int) -> None:
-        key = int(video_key)
-        if key not in self._lengths:
-            raise ClipIndexError(f"video {key} is not in the index")
-        self._db.delete_ids(self._videos, [key])  # unlisted first, then its parts
-        self._db.delete_ids(self.collection, self._part_ids(key))
-        del self._lengths[key]
-        self._recent.pop(key, None)
+    def _delete_vectors(self, key: int) -> None:
+        self._db.delete_video(self.collection, key)
 
-    def _part_ids(self, key: int) -> list[int]:
-        return [key << PART_BITS | p for p in range(-(-self._lengths[key] // PART_CLIPS))]
+    def _nearest(self, q: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        hits = self._db.nearest(self.collection, q.tolist(), limit)
+        return [(int(payload["video"]), score) for _, score, payload in hits]
 
-    # --- search ----------------------------------------------------------------------------------
-    def search_videos(
-        self, query: np.ndarray, k: int, approximate: bool | None = None
-    ) -> list[list[VideoHit]]:
-        """Top-k videos by max clip score (Eq. 3) for each query row, exact and ranked like
-        ClipIndex (ties by video key). `approximate` is ignored (exact)."""
-        qs, k = self._search_queries(query, k)
-        if k == 0:
-            return [[] for _ in qs]
-        return [self._final_ranking(self._candidates(q, k), q, k) for q in qs]
-
-    def _candidates(self, q: np.ndarray, k: int) -> list[int]:
-        """Every listed video whose exact max may be in the top k or tie with it: the store's
-        float32 scores are within e32 of the exact ones, so nothing scoring below the k-th best
-        minus 2 e32 and the tie tolerance can be. Parts come best first; the limit grows until
-        the last one returned is below that floor (or there are no more)."""
-        margin = 2 * float32_error(self.dim) + tie_tolerance(self.dim)
-        limit = k + 8
-        while True:
-            hits = self._db.nearest(self.collection, q.tolist(), limit)
-            best: dict[int, float] = {}
-            for _, score, payload in hits:  # a video's first part in the list is its best
-                key = int(payload["video"])
-                if key in self._lengths:  # not a pending video of a writer, nor one being removed
-                    best.setdefault(key, score)
-            scores = sorted(best.values(), reverse=True)
-            floor = scores[k - 1] - margin if len(scores) >= k else -np.inf
-            if len(hits) < limit or hits[-1][1] < floor:
-                return [key for key, score in best.items() if score >= floor]
-            limit *= 4
-
-    def _vectors(self, keys: list[int]) -> dict[int, np.ndarray]:
-        """{video key: (N, dim) float32 stored vectors} of the given videos. The last search's are
-        kept: the search engine asks next for the clip scores of the videos it found."""
-        wanted = [key for key in keys if key not in self._recent]
-        parts = self._db.vectors(self.collection, [i for key in wanted for i in self._part_ids(key)])
-        out = {key: self._recent[key] for key in keys if key in self._recent}
-        for key in wanted:
-            try:
-                out[key] = np.concatenate([np.asarray(parts[i], np.float32) for i in self._part_ids(key)])
-            except KeyError:
-                raise ClipIndexError(f"video {key}: parts missing from the Qdrant store {self.uri}") from None
+    def _fetch_vectors(self, lengths: dict[int, int]) -> dict[int, np.ndarray]:
+        ids = {key: [key << PART_BITS | p for p in range(-(-n // PART_CLIPS))] for key, n in lengths.items()}
+        parts = self._db.vectors(self.collection, [i for part_ids in ids.values() for i in part_ids])
+        out = {}
+        for key, part_ids in ids.items():
+            if all(i in parts for i in part_ids):
+                v = np.concatenate([np.asarray(parts[i], np.float32).reshape(-1, self.dim) for i in part_ids])
+                if len(v) == lengths[key]:
+                    out[key] = v
         return out
 
-    def _final_ranking(self, candidates: list[int], q: np.ndarray, k: int) -> list[VideoHit]:
-        """float64 scores of every clip of the candidates (one product), ranked with ClipIndex's
-        tie rule; the candidates' vectors are kept for the clip_scores calls that follow."""
-        tie = tie_tolerance(self.dim)
-        self._recent = vectors = self._vectors(candidates)
-        lengths = [len(vectors[key]) for key in candidates]
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        rows = np.concatenate([vectors[key] for key in candidates]).astype(np.float64)  # (R, dim)
-        s64 = rows @ q.astype(np.float64)  # (R,) exact products, d additions
-        maxima = np.maximum.reduceat(s64, starts)
-        order = order_videos_with_ties(maxima, np.array(candidates, np.int64), tie)[:k]
-        return [
-            VideoHit(
-                candidates[i], float(maxima[i]), first_best(s64[starts[i] : starts[i] + lengths[i]], tie)
-            )
-            for i in order
-        ]
-
-    def clip_scores(self, query: np.ndarray, video_key: int) -> np.ndarray:
-        """(N,) inner products of the (normalised) query with every clip of one video."""
-        q = self._prep_query(query)[0]
-        key = int(video_key)
-        if key not in self._lengths:
-            raise ClipIndexError(f"video {key} is not in the index")
-        return self._vectors([key])[key].astype(np.float64) @ q.astype(np.float64)
-
-    # --- files (save/load: a pointer to the collections, ExternalIndex) -----------------------
     def _flush(self) -> None:
         self._db.flush(self.collection)
         self._db.flush(self._videos)
+
+
+def _listing(payload: dict) -> Listing:
+    """A listing row from a videos point's payload (rows written before leases hold only clips)."""
+    return Listing(
+        int(payload["clips"]),
+        str(payload.get("writer", "")),
+        str(payload.get("lock", "")),
+        float(payload.get("renewed", 0.0)),
+    )

@@ -3,7 +3,10 @@ in-memory copy each search backend reuses between searches.
 
 indexes/<fingerprint>/current names the live version folder vNNNNNN/ (clips.faiss + clips.json);
 a new version is complete before `current` is swapped to it by an atomic rename, and the previous
-one is kept for readers that have just read the old pointer.
+one is kept for readers that have just read the old pointer. A library on a vector store
+(c2f/index/external_store.py) saves a pointer instead, and only its writer, holding the write lock
+and its lease, changes the store: a reader's sync writes nothing, it narrows its view to the
+snapshot (`ExternalIndex.show_only`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from c2f.library.storage import LibraryFiles
 
 if TYPE_CHECKING:
     from c2f.index import ClipIndex
+    from c2f.index.external_store import ExternalIndex
+    from c2f.library.lease import WriterLease
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +92,17 @@ class IndexVersions:
                 shutil.rmtree(p, ignore_errors=True)
         return version
 
-    def remove_video(self, key: int) -> None:
-        """Take one video out of every saved index (caller holds the write lock)."""
+    def remove_video(self, key: int, lease: WriterLease) -> None:
+        """Take one video out of every saved index (the caller holds the write lock: `lease`)."""
+        from c2f.index.external_store import ExternalIndex
+
         for d in self.files.index_dirs():
             loaded = self.load(d.name)
-            if loaded is not None and loaded.index is not None and key in loaded.index:
+            if loaded is None or loaded.index is None:
+                continue
+            if isinstance(loaded.index, ExternalIndex):
+                loaded.index.open_for_writing(lease)
+            if key in loaded.index:
                 loaded.index.remove(key)
                 self.save(d.name, loaded.index)
 
@@ -153,36 +164,73 @@ class IndexSync:
         indexed: Mapping[int, VideoRecord],
         vectors_of: VectorsFn,
         fingerprint: str,
+        lease: WriterLease | None,
     ) -> tuple[ClipIndex | None, bool]:
-        """Returns (index, whether it changed); None when both are empty."""
+        """Returns (index, whether it changed); None when both are empty. `lease`: the writer's
+        (the caller holds the write lock), or None for a reader, which never writes to a store."""
         from c2f.index import ClipIndex
+        from c2f.index.external_store import ExternalIndex
 
+        if isinstance(index, ExternalIndex) or (index is None and self.make_index is not None):
+            return self._sync_store(index, indexed, vectors_of, fingerprint, lease)  # type: ignore[arg-type]
         changed = False
         if index is not None:
             for key in [k for k in index.video_keys() if k not in indexed]:
                 index.remove(key)
                 changed = True
-        missing = [k for k in indexed if index is None or k not in index]
+        batch = self._vectors([k for k in indexed if index is None or k not in index], indexed, vectors_of)
+        if batch:
+            if index is None:
+                index = ClipIndex(next(iter(batch.values())).shape[1], fingerprint, kind="auto")
+            index.add_many(batch)
+            changed = True
+        return index, changed
+
+    def _sync_store(
+        self,
+        index: ExternalIndex | None,
+        indexed: Mapping[int, VideoRecord],
+        vectors_of: VectorsFn,
+        fingerprint: str,
+        lease: WriterLease | None,
+    ) -> tuple[ClipIndex | None, bool]:
+        """A store's index: the writer brings the store itself to `indexed`; a reader only narrows
+        what it searches to `indexed` (videos not stored yet searched in memory)."""
+        if index is None:  # no saved version yet: the store's dimension from the first readable video
+            first = next(
+                (v for key in indexed for v in self._vectors([key], indexed, vectors_of).values()), None
+            )
+            if first is None:
+                return None, False
+            assert self.make_index is not None
+            index = self.make_index(first.shape[1], fingerprint)  # type: ignore[assignment]
+            assert index is not None
+        if lease is None:
+            index.show_only(indexed, lambda keys: self._vectors(keys, indexed, vectors_of))
+            return index, False  # type: ignore[return-value]
+        index.open_for_writing(lease)
+        changed = False
+        for key in [k for k in index.video_keys() if k not in indexed]:
+            index.remove(key)
+            changed = True
+        batch = self._vectors([k for k in indexed if k not in index], indexed, vectors_of)
+        if batch:
+            index.add_many(batch)
+            changed = True
+        return index, changed  # type: ignore[return-value]
+
+    def _vectors(
+        self, keys: list[int], indexed: Mapping[int, VideoRecord], vectors_of: VectorsFn
+    ) -> dict[int, np.ndarray]:
+        """{key: (N, d) vectors} of these videos from their feature files (an unreadable one is left out)."""
         batch: dict[int, np.ndarray] = {}
-        for key in missing:
+        for key in keys:
             try:
                 batch[key] = vectors_of(self.load_features(indexed[key].video_id))
             except FeatureFileError as exc:
                 if self.is_listed(key):  # not a concurrent removal: say so, go on
                     log.warning("video %s is left out of the search: %s", indexed[key].name, exc)
-        if batch:
-            if index is None:
-                dim = next(iter(batch.values())).shape[1]
-                if self.make_index is None:
-                    index = ClipIndex(dim, fingerprint, kind="auto")
-                else:  # a store outside this process may hold videos already: brought to `indexed`
-                    index = self.make_index(dim, fingerprint)
-                    for key in [k for k in index.video_keys() if k not in indexed]:
-                        index.remove(key)
-                    batch = {k: v for k, v in batch.items() if k not in index}
-            index.add_many(batch)
-            changed = True
-        return index, changed
+        return batch
 
 
 class IndexCache:
@@ -213,7 +261,7 @@ class IndexCache:
                 return cached.index  # nothing moved since the last search
             if cached is None or (version and cached.version != version):
                 cached = self.versions.load(fingerprint) or LoadedIndex("", None)
-            index, changed = self.sync(cached.index, indexed, vectors_of, fingerprint)
+            index, changed = self.sync(cached.index, indexed, vectors_of, fingerprint, None)  # a reader
             assert index is not None  # indexed is not empty
             cached = LoadedIndex(cached.version, index, indexed)
             if changed:

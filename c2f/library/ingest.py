@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from c2f.errors import C2FError, LibraryError, NotAFileError
 from c2f.features import ClipFeatures, Subtitle, save_features
 from c2f.library.catalog import VideoRecord
+from c2f.library.lease import writer_lease
 
 if TYPE_CHECKING:
     from c2f.features.parallel import Extractor
@@ -139,10 +140,11 @@ class Ingest:
         self.transcriber = transcriber  # makes subtitles from speech for videos without any
         self.report = AddReport()
         self.spec = library.default_index
+        self.lease = writer_lease(library.files.lock_path)  # a store's pending rows are this run's
         loaded = library.versions.load(self.spec.fingerprint)
         self.indexed = {r.key: r for r in library.catalog.all("indexed")}
         self.index, self.dirty = library.sync_index(
-            loaded.index if loaded else None, self.indexed, self.spec.vectors_of, self.spec.fingerprint
+            loaded.index if loaded else None, self.indexed, self.spec.vectors_of, self.spec.fingerprint, self.lease
         )
         self.last_save = time.monotonic()
 
@@ -313,7 +315,7 @@ class Ingest:
         record = catalog.by_key(key)
         assert record is not None  # written above, under the write lock
         self.index, _ = self.lib.sync_index(
-            self.index, {**self.indexed, key: record}, self.spec.vectors_of, self.spec.fingerprint
+            self.index, {**self.indexed, key: record}, self.spec.vectors_of, self.spec.fingerprint, self.lease
         )
         self.indexed[key] = record
         self.dirty = True

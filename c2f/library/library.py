@@ -9,7 +9,7 @@ Layout of the library folder:
   write.lock                      writers (add/remove/reindex) hold an exclusive flock on it
 
 This module is the facade; the rooms behind it: storage.py (paths, copies, feature cache),
-locks.py (the writers' lock), indexes.py (index versions, sync, in-memory cache), ingest.py (adding
+lease.py (the writer's lease on a vector store), indexes.py (index versions, sync, in-memory cache), ingest.py (adding
 videos), catalog.py (the SQLite table).
 
 Crash safety: a catalog row becomes "indexed" only after its feature file exists; an index version
@@ -33,6 +33,7 @@ from c2f.features import ClipFeatures, FeatureSettings, get_preset
 from c2f.library.catalog import Catalog, VideoRecord
 from c2f.library.indexes import IndexCache, IndexSync, IndexVersions, VectorsFn, index_maker
 from c2f.library.ingest import AddProgress, AddReport, Ingest, SubtitlesArg, transcript_path
+from c2f.library.lease import writer_lease
 from c2f.library.storage import FeatureCache, LibraryFiles
 from c2f.search.backends import IndexSpec, default_index_for
 from c2f.shared_files import exclusive_lock
@@ -220,7 +221,7 @@ class Library:
         with self._write_lock():
             rec = self.get(video_id)
             self.catalog.delete(rec.key)
-            self.versions.remove_video(rec.key)
+            self.versions.remove_video(rec.key, writer_lease(self.files.lock_path))
             self.files.feature_path(video_id).unlink(missing_ok=True)
             transcript_path(self.files, video_id).unlink(missing_ok=True)
             if rec.is_copy:
@@ -241,7 +242,8 @@ class Library:
         with self._write_lock():
             self.files.clean_temp_files()
             indexed = {r.key: r for r in self.catalog.all("indexed")}
-            index, _ = self.sync_index(None, indexed, spec.vectors_of, spec.fingerprint)
+            lease = writer_lease(self.files.lock_path)
+            index, _ = self.sync_index(None, indexed, spec.vectors_of, spec.fingerprint, lease)
             if index is None:
                 self.versions.delete(spec.fingerprint)
                 return 0
