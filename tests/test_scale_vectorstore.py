@@ -68,3 +68,39 @@ def test_store_uris():
 
 def test_library_on_milvus_searches_like_faiss(tmp_path):
     check_library_searches_like_faiss(tmp_path, "milvus://", "milvus/indexes/milvus.db", atol=1e-5)
+
+
+def _same_hits(got, want):
+    for g, w in zip(got, want, strict=True):
+        assert [(h.video_key, h.best_clip) for h in g] == [(h.video_key, h.best_clip) for h in w]
+        np.testing.assert_allclose([h.score for h in g], [h.score for h in w], rtol=0, atol=1e-12)
+
+
+def test_top_k_past_pending_and_removed_videos_and_ties_equal_faiss(tmp_path):
+    """The k listed videos are found however many unlisted ones score above them (pending: a writer
+    busy with them; removed: gone from the reader's catalog snapshot), with faiss's float64 scores
+    and its tie rule (equal scores by video key)."""
+    rng = np.random.default_rng(2)
+    data = _videos(rng, 60, 16)
+    keys = sorted(data)
+    for key in keys[1:6]:  # six videos with the same vectors: exact ties
+        data[key] = data[keys[0]].copy()
+    store = MilvusClipIndex(str(tmp_path / "v.db"), 16, "fp")
+    store.open_for_writing(writer_lease(tmp_path / "write.lock"))
+    store.add_many(data)
+    store.save(tmp_path / "v1")
+    queries = np.concatenate([data[keys[0]][:1], rng.standard_normal((8, 16))]).astype(np.float32)
+    everything = ClipIndex(16, "fp", kind="exact")
+    everything.add_many(data)
+    top = [h.video_key for h in everything.search_videos(queries[1], 10)[0]]
+    pending, removed = {top[1], top[3]}, {top[0], top[5]}
+    store._pending = pending  # a writer at work on them (their vectors are all in)
+    store._mark_pending()
+    reader = MilvusClipIndex.load(tmp_path / "v1")
+    reader.show_only([k for k in keys if k not in removed], lambda missing: {})
+    exact = ClipIndex(16, "fp", kind="exact")
+    exact.add_many({k: v for k, v in data.items() if k not in pending | removed})
+    _same_hits(reader.search_videos(queries, 10), exact.search_videos(queries, 10))
+    tied = reader.search_videos(queries[0], 4)[0]
+    assert [(h.video_key, h.best_clip) for h in tied] == [(k, 0) for k in keys[:4]]
+    assert len({h.score for h in tied}) == 1
