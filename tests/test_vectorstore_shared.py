@@ -245,18 +245,14 @@ def test_a_killed_writers_leftovers_are_found_by_no_reader_and_cleaned_by_the_ne
 
 
 @pytest.mark.slow
-def test_qdrant_local_writer_and_reader_threads(tmp_path, monkeypatch):
-    """qdrant-local:// serves one process: its threads share it (the app indexing uploads while it searches)."""
-    pytest.importorskip("qdrant_client")
-    figures = writer_and_readers(
-        tmp_path,
-        f"qdrant-local://{tmp_path / 'q'}",
-        N_VIDEOS,
-        READERS,
-        processes=False,
-        monkeypatch=monkeypatch,
-    )
-    print("qdrant-local, threads:", figures)
+@pytest.mark.parametrize("scheme", ["qdrant-local://", "qdrant://"])
+def test_qdrant_writer_and_reader_threads(tmp_path, monkeypatch, scheme):
+    """A Qdrant folder (qdrant-client's local mode, qdrant-edge) serves one process: its threads
+    share it (the app indexing uploads while it searches)."""
+    pytest.importorskip("qdrant_client" if scheme == "qdrant-local://" else "qdrant_edge")
+    store = f"{scheme}{tmp_path / 'q'}"
+    figures = writer_and_readers(tmp_path, store, N_VIDEOS, READERS, processes=False, monkeypatch=monkeypatch)
+    print(f"{scheme}, threads:", figures)
     assert figures["mismatches"] == 0
     assert figures["smallest_snapshot"] < N_VIDEOS == figures["largest_snapshot"]
     check_store_holds_the_catalog(tmp_path / "lib")

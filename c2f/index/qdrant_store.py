@@ -276,8 +276,9 @@ def _close_engines() -> None:
 
 
 class _OneCallAtATime:
-    """An engine whose calls must not overlap (qdrant-client's local mode mutates its arrays and
-    SQLite file in place): the writer's thread and the searches' take turns."""
+    """An engine whose calls must not overlap: qdrant-client's local mode mutates its arrays and
+    SQLite file in place, qdrant-edge opens a shard once per process (two threads opening one
+    failed with the folder's lock). The writer's thread and the searches' take turns."""
 
     def __init__(self, engine: _Engine) -> None:
         self.engine, self.location, self.lock = engine, engine.location, threading.Lock()
@@ -296,7 +297,7 @@ def _engine(location: str) -> _Engine:
     with _ENGINES_LOCK:
         if location not in _ENGINES:
             if location.startswith(SCHEME):
-                _ENGINES[location] = _Edge(location[len(SCHEME) :])
+                _ENGINES[location] = _OneCallAtATime(_Edge(location[len(SCHEME) :]))  # type: ignore[assignment]
             elif location.startswith(LOCAL_SCHEME):
                 _ENGINES[location] = _OneCallAtATime(_Client(location[len(LOCAL_SCHEME) :]))  # type: ignore[assignment]
             else:
