@@ -11,13 +11,14 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from c2f.shared_files import atomic_write_bytes  # noqa: E402
+from c2f.shared_files import atomic_write_bytes, exclusive_lock  # noqa: E402
 
 MODEL_SOURCE = ("c2f/model", "c2f/train")  # what training and the ablation numbers depend on
 
@@ -63,3 +64,17 @@ def provenance(paths: tuple[str, ...] | list[str] = MODEL_SOURCE, root: Path = R
 def write_results(path: str | Path, result: dict[str, Any]) -> Path:
     """Write a results JSON in one piece (an interrupted run leaves the previous file whole)."""
     return atomic_write_bytes(Path(path), (json.dumps(result, indent=1) + "\n").encode())
+
+
+def add_run(path: str | Path, run: dict[str, Any] | None, header: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Append `run` (if any) to the "runs" of the results JSON at `path` and set its top-level
+    `header` keys, re-reading the file under a lock: processes measuring into one file keep each
+    other's runs. Returns the file's content."""
+    path = Path(path).resolve()
+    lock = Path(tempfile.gettempdir()) / f"c2f-results-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.lock"
+    with exclusive_lock(lock):
+        result = json.loads(path.read_text()) if path.is_file() else {}
+        result.update(header or {})
+        result["runs"] = [*result.get("runs", []), *([run] if run is not None else [])]
+        write_results(path, result)
+    return result

@@ -213,7 +213,7 @@ def test_localizer_loss_and_highlight_target():
     assert y[0].nonzero().squeeze(1).tolist() == list(range(9, 21))
     logits = torch.full((1, 5), -10.0)
     logits[0, 2] = 10.0
-    perfect = localizer_loss(logits, logits, None, torch.ones(1, 5), torch.tensor([2]), torch.tensor([2]))
+    perfect = localizer_loss(logits, logits, None, torch.ones(1, 5), torch.tensor([2]), torch.tensor([2]), "l1")
     assert perfect.item() < 1e-6
 
 
@@ -224,12 +224,23 @@ def test_highlight_losses_hand_computed():
     mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     ce = math.log(4)  # uniform logits: each CE is log 4, their half-sum too
     one, two = torch.tensor([1]), torch.tensor([1])
-    l1 = localizer_loss(logits, logits, s_h, mask, one, two)
+    l1 = localizer_loss(logits, logits, s_h, mask, one, two, "l1")
     assert abs(l1.item() - (ce + (0.25 + 0.5 + 0.75) / 3)) < 1e-6
     # VSLNet: -(y log p + (1-y) log(1-p)), inside-span clips x2, mean over valid clips
     want = ce + (-math.log(0.75) - 2 * math.log(0.5) - math.log(0.25)) / 3
     bce = localizer_loss(logits, logits, s_h, mask, one, two, "bce")
     assert abs(bce.item() - want) < 1e-6
+    # balanced L1: the one inside clip weighs 1/2, the two outside ones 1/4 each
+    balanced = localizer_loss(logits, logits, s_h, mask, one, two, "l1-balanced")
+    assert abs(balanced.item() - (ce + 0.5 * 0.5 + 0.25 * (0.25 + 0.75))) < 1e-6
+    # a gate with no information (the same S_h everywhere) costs 1/2 whatever its value: nothing
+    # pulls it shut, where the plain L1's optimum is 0 (most clips are outside the span)
+    for value in (0.1, 0.5, 0.9):
+        flat = torch.tensor([[value] * 3 + [0.0]])
+        assert abs(localizer_loss(logits, logits, flat, mask, one, two, "l1-balanced").item() - ce - 0.5) < 1e-6
+    # the importance term's weight (the ramp of a warm-up) scales only L_h
+    half = localizer_loss(logits, logits, s_h, mask, one, two, "l1", highlight_weight=0.5)
+    assert abs(half.item() - (ce + 0.5 * (0.25 + 0.5 + 0.75) / 3)) < 1e-6
     # a saturated gate (S_h exactly 0 or 1) stays finite; the gradient raises S_h inside the span,
     # lowers it outside, and never reaches padding
     sat = torch.tensor([[0.0, 0.1, 0.9, 1.0]], requires_grad=True)
@@ -238,7 +249,7 @@ def test_highlight_losses_hand_computed():
     assert math.isfinite(loss.item()) and sat.grad[0, 1] < 0 < sat.grad[0, 2] and sat.grad[0, 3] == 0
     edge = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
     assert math.isfinite(localizer_loss(logits, logits, edge, mask, one, two, "bce").item())
-    with pytest.raises(ValueError, match="'l1' or 'bce'"):
+    with pytest.raises(ValueError, match="'l1', 'l1-balanced' or 'bce'"):
         localizer_loss(logits, logits, s_h, mask, one, two, "l2")
     # the choice is part of the model config saved in checkpoints, checked on load
     assert C2FConfig.from_dict({**CFG.to_dict(), "highlight_loss": "bce"}).highlight_loss == "bce"
@@ -294,7 +305,9 @@ def train_synthetic(cfg, data, settings: TrainSettings, out_dir):
 @pytest.mark.slow
 def test_training_really_learns(tmp_path):
     data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
-    cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion")
+    cfg = get_config(
+        "tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion", highlight_loss="l1"
+    )
     # lr 2e-3, not 1e-3: Eq. 10's L1 loss drives the importance gate S_h to ~0 in the first ~100
     # steps, which zeroes the fused features (Eq. 8) and holds the span loss at chance until the CQA
     # over W^emb (Eq. 5) finds the query's words in the clips; that plateau lasts ~500-1000 steps
@@ -378,3 +391,15 @@ def test_cli_train_synthetic(tmp_path):
     model, meta = load_checkpoint(tmp_path / "out" / "best")
     assert meta["text_encoder"]["kind"] == "words"
     assert model.cfg.highlight_loss == "bce"  # the option travels in the checkpoint's config
+
+
+def test_cli_offers_every_highlight_loss(capsys):
+    from c2f.cli import build_parser
+    from c2f.model.config import HIGHLIGHT_LOSSES
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--synthetic", "--out", "x", "--highlight-loss", "l2"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'l2'" in err and all(f"'{name}'" in err for name in HIGHLIGHT_LOSSES)
+    assert build_parser().parse_args(["train", "--synthetic", "--out", "x"]).highlight_loss is None
+    assert C2FConfig().highlight_loss == "l1-balanced"  # what None trains with

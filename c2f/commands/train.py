@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--localizer", choices=["base", "fusion"], default="fusion")
     p.add_argument(
         "--highlight-loss",
-        choices=["l1", "bce"],
-        default="l1",
-        help="Eq. 10's importance loss: l1 (the paper) or bce (VSLNet's weighted BCE; learns sooner)",
+        choices=["l1-balanced", "l1", "bce"],  # c2f.model.config.HIGHLIGHT_LOSSES (not imported: torch)
+        default=None,
+        help="Eq. 10's importance loss: l1-balanced (default: the paper's L1, inside and outside clips "
+        "weighing half each), l1 (the paper as written: its gate shuts early, Fusion can stall below "
+        "Base) or bce (VSLNet's weighted cross-entropy); BENCHMARKS.md has the curves",
     )
     p.add_argument("--aug", action="store_true", help="paper 2.4 data augmentation")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2000; paper 5000)")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from c2f.data.tvr import load_annotations
     from c2f.errors import C2FError
     from c2f.model import get_config
-    from c2f.model.config import training_preset
+    from c2f.model.config import C2FConfig, training_preset
     from c2f.train import TrainSettings, train_model
 
     defaults = {
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "val_top_k": 10,
         "seed": 0,
     }
+    highlight_loss = args.highlight_loss or C2FConfig.highlight_loss
     chosen = {**defaults, **training_preset(args.config)}
     for key in defaults:
         if getattr(args, key) is not None:
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             token_dim=data.token_dim,
             localizer=args.localizer,
             augment=args.aug,
-            highlight_loss=args.highlight_loss,
+            highlight_loss=highlight_loss,
         )
         train_q, val_q, feature_settings = data.train, data.val, None
     else:
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             token_dim=probe.shape[1],
             localizer=args.localizer,
             augment=args.aug,
-            highlight_loss=args.highlight_loss,
+            highlight_loss=highlight_loss,
         )
         # every file once into memory-mapped arrays (subtitle tokens included), cached beside them
         pack = pack_features(args.features, fs, encode, text_spec)

@@ -7,7 +7,7 @@ from typing import Any
 
 from c2f.errors import CheckpointError
 
-HIGHLIGHT_LOSSES = ("l1", "bce")
+HIGHLIGHT_LOSSES = ("l1-balanced", "l1", "bce")
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,14 @@ class C2FConfig:
     hard_negatives: int = 20  # top-k negatives weighted x10 after the warm-up, the rest x0.1
     retrieval_weight: float = 8.0  # HERO weighs each ranking direction x8
     localizer_weight: float = 1.0
-    # Eq. 10's importance loss: "l1" as the paper writes it, or "bce", VSLNet's weighted binary
-    # cross-entropy (inside-span clips x2), the source the paper's localizer follows. L1 drives S_h
-    # to ~0 early on; BCE leaves the chance plateau sooner (README, "Fidelity to the paper").
-    highlight_loss: str = "l1"
+    # Eq. 10's importance loss (c2f.train.losses.localizer_loss): "l1-balanced" (default), the
+    # paper's L1 with inside-span and outside clips weighing half each; "l1" as the paper writes it,
+    # which shuts the gate S_h within ~100 steps and stalls Fusion below Base on some seeds; "bce",
+    # VSLNet's weighted cross-entropy. Measured: BENCHMARKS.md, README "Fidelity to the paper".
+    highlight_loss: str = "l1-balanced"
+    # Initial bias of Eq. 7's importance logit (> 0: the gate starts open); a measured alternative
+    # remedy for the shut gate, 0 by default
+    gate_bias: float = 0.0
     augment: bool = False  # paper 2.4 augmentation of video, subtitle and query embeddings
     augment_prob: float = 0.5
 
@@ -44,11 +48,14 @@ class C2FConfig:
         unknown = set(data) - known
         if unknown:
             raise CheckpointError(f"unknown model config fields {sorted(unknown)}")
-        cfg = cls(**data)
+        # a checkpoint saved before the option existed was trained with the paper's L1
+        cfg = cls(**{"highlight_loss": "l1", **data})
         if cfg.localizer not in ("base", "fusion"):
             raise CheckpointError(f"localizer must be 'base' or 'fusion', not {cfg.localizer!r}")
         if cfg.highlight_loss not in HIGHLIGHT_LOSSES:
-            raise CheckpointError(f"highlight_loss must be 'l1' or 'bce', not {cfg.highlight_loss!r}")
+            raise CheckpointError(
+                f"highlight_loss must be one of {', '.join(HIGHLIGHT_LOSSES)}, not {cfg.highlight_loss!r}"
+            )
         return cfg
 
 

@@ -71,6 +71,7 @@ class FusionLocalizer(nn.Module):
         self.cqa = ContextQueryAttention(d, cfg.dropout)
         self.sentence_encoder = QueryEncoder(cfg)  # "another query encoder" -> q_c
         self.highlight = nn.Conv1d(2 * d, 1, kernel_size=1)  # Eq. 7
+        nn.init.constant_(self.highlight.bias, cfg.gate_bias)
         self.lstm_st = nn.LSTM(d, d, batch_first=True)
         self.lstm_ed = nn.LSTM(d, d, batch_first=True)
         self.fc_st = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))

@@ -64,21 +64,28 @@ def localizer_loss(
     mask: torch.Tensor,
     start: torch.Tensor,
     end: torch.Tensor,
-    highlight: str = "l1",
+    highlight: str,
+    highlight_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Eq. 10: 0.5 * (CE(start) + CE(end)) + L_h(S_h, Y_h), the mean over valid clips.
+    """Eq. 10: 0.5 * (CE(start) + CE(end)) + highlight_weight * L_h(S_h, Y_h), over valid clips.
 
-    L_h is L1 (the paper) or "bce": VSLNet's binary cross-entropy with inside-span clips weighted x2.
+    L_h is "l1" (the paper: the mean of |S_h - Y_h|), "l1-balanced" (the same L1 with the batch's
+    inside-span clips and its outside clips weighing half each: a gate that cannot yet tell them
+    apart costs the same open or shut, where plain L1 pulls it shut because most clips are outside)
+    or "bce" (VSLNet's binary cross-entropy, inside-span clips x2, the mean).
     """
     loss = 0.5 * (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end))
     if importance is not None:
         y = highlight_target(start, end, importance.shape[1])  # (B, N)
         if highlight == "l1":
-            per_clip = (importance - y).abs()
+            per_clip = (importance - y).abs() / mask.sum().clamp(min=1)
+        elif highlight == "l1-balanced":
+            inside, outside = (y * mask).sum().clamp(min=1), ((1 - y) * mask).sum().clamp(min=1)
+            per_clip = (importance - y).abs() * 0.5 * (y / inside + (1 - y) / outside)
         elif highlight == "bce":
             p = importance.clamp(1e-12, 1 - 1e-7)  # S_h is already a sigmoid; clamp keeps log finite
-            per_clip = -(y * p.log() + (1 - y) * (1 - p).log()) * (1 + y)
+            per_clip = -(y * p.log() + (1 - y) * (1 - p).log()) * (1 + y) / mask.sum().clamp(min=1)
         else:
-            raise ValueError(f"highlight loss must be 'l1' or 'bce', not {highlight!r}")
-        loss = loss + (per_clip * mask).sum() / mask.sum().clamp(min=1)
+            raise ValueError(f"highlight loss must be 'l1', 'l1-balanced' or 'bce', not {highlight!r}")
+        loss = loss + highlight_weight * (per_clip * mask).sum()
     return loss

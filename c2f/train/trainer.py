@@ -54,6 +54,9 @@ class TrainSettings:
     val_top_k: int = 10
     seed: int = 0
     device: str | None = None
+    # Steps over which Eq. 10's importance loss weight ramps from 0 to 1 (0: none): a measured
+    # alternative remedy for the shut gate (BENCHMARKS.md), not the default
+    highlight_warmup: int = 0
 
 
 @dataclass
@@ -220,7 +223,7 @@ def train_model(
         pos += settings.batch_size
         return batch
 
-    def micro_loss(batch: list[int], hard: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def micro_loss(batch: list[int], hard: bool, highlight_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         qs = [train_queries[i] for i in batch]
         vids = sorted({name_to_idx[q.vid_name] for q in qs})
         col = {v: j for j, v in enumerate(vids)}
@@ -268,6 +271,7 @@ def train_model(
                     torch.tensor(st_rel, device=dev)[kept],
                     torch.tensor(ed_rel, device=dev)[kept],
                     cfg.highlight_loss,
+                    highlight_weight,
                 )
         return l_ctx + l_q, l_loc, cfg.retrieval_weight * (l_ctx + l_q) + cfg.localizer_weight * l_loc
 
@@ -282,10 +286,11 @@ def train_model(
     for step in bar:
         model.train()
         hard = settings.hard_negative_after is not None and step >= settings.hard_negative_after
+        highlight_weight = min(1.0, step / settings.highlight_warmup) if settings.highlight_warmup else 1.0
         opt.zero_grad(set_to_none=True)
         sums = torch.zeros(3)
         for _ in range(accum):  # each micro-batch keeps its own in-batch negatives (HERO, per GPU)
-            l_ret, l_loc, loss = micro_loss(next_batch(), hard)
+            l_ret, l_loc, loss = micro_loss(next_batch(), hard, highlight_weight)
             (loss / accum).backward()
             sums += torch.stack([l_ret.detach(), l_loc.detach(), loss.detach()]).float().cpu() / accum
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
