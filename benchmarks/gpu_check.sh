@@ -13,8 +13,12 @@
 #
 # Sections (seconds allowed): extract_scale (270: pipeline-only vs raw decoding, the whole
 # pipeline at the best worker counts, bound_by, efficiency -> results_extract_scale_gpu.json),
-# gpu_decode (100: NVDEC vs decord at 360p/720p/1080p -> results_gpu_decode.json). Other sections
-# (Whisper, the value preset's precision) are added beside these, inside the same 8 minutes.
+# gpu_decode (100: NVDEC vs decord at 360p/720p/1080p -> results_gpu_decode.json), whisper (55:
+# whisper-tiny and -small real-time factors, 64 windows in batches of 32, the token step as a CUDA
+# graph and eagerly -> results_transcribe_gpu.json), gpu_tests (40: tests/test_gpu.py's value
+# precision and Whisper tests: GPU vs CPU value features per clip, graph vs eager vs unbatched
+# Whisper tokens -> results_gpu_tests.xml). Every section's output goes to one sections.log (the
+# device tool brings back at most 8 files: gpu.csv, sections.log, tuning.json and the results).
 set -uo pipefail
 MODE=${1:-run}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,14 +61,13 @@ setup() {  # $1: python; installs the bundle where this Python sees it
   export C2F_TUNING_CACHE=$OUTDIR/tuning.json
 }
 
-section() {  # name, seconds, command...: runs it under its limit, logs to $OUTDIR/<name>.log
+section() {  # name, seconds, command...: runs it under its limit, its output appended to $OUTDIR/sections.log
   local name=$1 limit=$2; shift 2
-  local start=$SECONDS
-  echo "== $name (limit ${limit}s)"
-  timeout --kill-after=10 "$limit" "$@" > "$OUTDIR/$name.log" 2>&1
+  local start=$SECONDS log=$OUTDIR/sections.log
+  echo "== $name (limit ${limit}s)" | tee -a "$log"
+  timeout --kill-after=10 "$limit" "$@" >> "$log" 2>&1
   local rc=$?
-  echo "   exit $rc after $((SECONDS - start)) s"
-  tail -n 3 "$OUTDIR/$name.log"
+  echo "== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$log"
 }
 
 case "$MODE" in
@@ -72,11 +75,13 @@ case "$MODE" in
   run)
     OUTDIR=${OUT:-$ROOT/benchmarks/gpu_out}; PY=python3
     XS=(--videos 24 --workers 8,15 --repeats 1 --device cuda --video "$BUNDLE/testsrc_360p_60s.mp4")
-    DEC=("$BUNDLE/testsrc_360p_60s.mp4" "$BUNDLE/testsrc_720p_10s.mp4" "$BUNDLE/testsrc_1080p_10s.mp4") ;;
+    DEC=("$BUNDLE/testsrc_360p_60s.mp4" "$BUNDLE/testsrc_720p_10s.mp4" "$BUNDLE/testsrc_1080p_10s.mp4")
+    WH=(--device cuda --sizes tiny small --seconds 1290 --repeats 3) ;;
   dry)
     OUTDIR=/tmp/c2f-gpu-dry; PY=$ROOT/.venv/bin/python
     XS=(--videos 2 --workers 2 --repeats 1 --device cpu --presets clip-only --video "$ROOT/assets/videos/bikes.mp4")
-    DEC=("$ROOT/assets/videos/bikes.mp4") ;;
+    DEC=("$ROOT/assets/videos/bikes.mp4")
+    WH=(--device cpu --sizes tiny --seconds 30 --threads 1) ;;
   *) echo "usage: $0 prepare|run|dry" >&2; exit 2 ;;
 esac
 mkdir -p "$OUTDIR"
@@ -86,4 +91,7 @@ setup "$PY" || { echo "installing the bundle failed" >&2; exit 1; }
 
 section extract_scale 270 $PY benchmarks/extract_scale.py "${XS[@]}" --out "$OUTDIR/results_extract_scale_gpu.json"
 section gpu_decode 100 $PY benchmarks/gpu_decode.py "${DEC[@]}" --out "$OUTDIR/results_gpu_decode.json"
+section whisper 55 $PY benchmarks/transcribe_speed.py "${WH[@]}" --tokens 96 --out "$OUTDIR/results_transcribe_gpu.json"
+section gpu_tests 40 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "value or whisper" \
+  --junitxml="$OUTDIR/results_gpu_tests.xml"
 echo "results in $OUTDIR: $(ls "$OUTDIR" | tr '\n' ' ')"

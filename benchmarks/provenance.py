@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,16 @@ def _git(*args: str, root: Path = ROOT) -> str:
 
 def provenance(paths: tuple[str, ...] | list[str] = MODEL_SOURCE, root: Path = ROOT) -> dict[str, Any]:
     """{"commit", "uncommitted" (the hashed files differ from the commit), "source": {"paths",
-    "sha256"}}: what a results JSON records about the code it measured."""
+    "sha256"}}: what a results JSON records about the code it measured. In a copy without git (the
+    GPU machine) the commit is $C2F_COMMIT and "uncommitted" None."""
+    try:
+        commit = _git("rev-parse", "--short=12", "HEAD", root=root)
+        uncommitted: bool | None = bool(_git("status", "--porcelain", "--", *paths, root=root))
+    except (OSError, subprocess.CalledProcessError):
+        commit, uncommitted = os.environ.get("C2F_COMMIT", "unknown"), None
     return {
-        "commit": _git("rev-parse", "--short=12", "HEAD", root=root),
-        "uncommitted": bool(_git("status", "--porcelain", "--", *paths, root=root)),
+        "commit": commit,
+        "uncommitted": uncommitted,
         "source": {"paths": list(paths), "sha256": source_hash(paths, root)},
     }
 

@@ -23,6 +23,8 @@ from c2f.encoders.s3d import S3DEncoder
 from c2f.features import get_preset
 from c2f.features.extract import extract_features
 from c2f.features.value import encode_clip_raw, value_image_tower
+from c2f.speech.audio import SAMPLE_RATE
+from c2f.speech.whisper import WhisperTranscriber
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -120,3 +122,40 @@ def test_value_extraction_on_gpu_matches_cpu_per_clip():
     assert a.features.shape == b.features.shape and a.features.shape[1] == 512 + a.streams[1][1]
     cosine = _per_row_cosine(torch.from_numpy(a.features), torch.from_numpy(b.features))
     assert float(cosine.min()) >= 0.999
+
+
+def test_whisper_cuda_graph_decoding_matches_eager_and_unbatched():
+    """Whisper's per-token CUDA graph (tiny random model, 4 windows a batch, the last batch padded)
+    gives the tokens of the same step run eagerly, and of each window decoded alone. In float32
+    without TF32, so that equal arithmetic is the only question; the real path is bfloat16."""
+    rng = np.random.default_rng(0)
+    windows = [
+        (rng.standard_normal(round(s * SAMPLE_RATE)) * 0.1).astype(np.float32)
+        for s in (30, 12.5, 30, 0.7, 30)
+    ]
+
+    def transcriber(batch: int, graphs: bool) -> WhisperTranscriber:
+        t = WhisperTranscriber(
+            "tiny-test", language="en", device="cuda", batch_size=batch, cuda_graphs=graphs
+        )
+        assert t.dtype == torch.bfloat16 or t.dtype == torch.float16
+        t.model.float()
+        t.dtype = torch.float32
+        return t
+
+    def tokens(t: WhisperTranscriber) -> torch.Tensor:
+        b = t.batch_size
+        return torch.cat(
+            [t._generate(t._input_features(windows[i : i + b]), "en") for i in range(0, len(windows), b)]
+        )
+
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        graphed = transcriber(4, True)
+        with_graph = tokens(graphed)
+        assert any(run.graph is not None for run in graphed.decoder._runs.values())
+        assert torch.equal(with_graph, tokens(transcriber(4, False)))
+        assert torch.equal(with_graph, tokens(transcriber(1, False)))
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32

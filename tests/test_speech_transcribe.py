@@ -118,7 +118,7 @@ def test_transcript_timestamps_lie_inside_the_audio(tiny, speech_video):
     assert starts == sorted(starts)
 
 
-@pytest.mark.parametrize("batch", [1, 3])  # 1: the CPU default; 3: windows batched as on a GPU
+@pytest.mark.parametrize("batch", [1, 3])  # 1: one window at a time; 3: batches of 3 and a partial one
 def test_long_audio_transcript_is_chunked_and_ordered(tmp_path, batch):
     # 95 s: 5 overlapping windows, few tokens each; the stream is windowed, never loaded whole.
     path = make_long_audio(tmp_path / "long.wav", seconds=95.0)

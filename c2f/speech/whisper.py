@@ -28,13 +28,18 @@ import torch
 from c2f.device import autocast_dtype, pick_device
 from c2f.errors import C2FError
 from c2f.speech.audio import SAMPLE_RATE, iter_audio, probe_audio
+from c2f.speech.decoding import DecodingRules, GreedyDecoder
 from c2f.speech.models import DEFAULT_WHISPER_MODEL, TINY_TEST_MODEL, WHISPER_MODELS
 from c2f.speech.tiny import TIME_PRECISION, random_whisper
 from c2f.speech.transcript import Segment, Transcript
 
 WINDOW_SECONDS = 30.0  # Whisper's input length
 STRIDE_SECONDS = 5.0  # overlap on each side of a window
-CPU_BATCH, GPU_BATCH = 1, 8  # windows per generate call
+# Windows decoded together: at most 8 on a CPU (measured: README "Speed"), 32 on a GPU, fewer when
+# the batch's cross-attention keys and values would pass 512 MB (CPU) / 4 GB (GPU): whisper-small
+# decodes 4 at a time on a CPU, medium and large one.
+CPU_BATCH, GPU_BATCH = 8, 32
+CPU_CACHE_BYTES, GPU_CACHE_BYTES = 512 << 20, 4 << 30
 
 # progress(seconds of audio done, seconds in all)
 TranscribeProgress = Callable[[float, float], None]
@@ -121,6 +126,7 @@ class WhisperTranscriber:
         max_new_tokens: int | None = None,
         forced_new_tokens: int | None = None,
         batch_size: int | None = None,
+        cuda_graphs: bool = True,
         _parts: tuple | None = None,  # (model, tokenizer, feature extractor): the benchmark's random models
     ) -> None:
         if model not in WHISPER_MODELS and _parts is None:
@@ -144,14 +150,27 @@ class WhisperTranscriber:
         self.languages = {token.strip("<|>"): tid for token, tid in (gen.lang_to_id or {}).items()}
         if language is not None and self.languages and language not in self.languages:
             known = ", ".join(sorted(self.languages)[:20])
-            raise C2FError(f"unknown language {language!r} for whisper-{model}: use an ISO code such as {known}")
+            raise C2FError(
+                f"unknown language {language!r} for whisper-{model}: use an ISO code such as {known}"
+            )
         self.language = language
         self.eot_id = int(gen.eos_token_id if not isinstance(gen.eos_token_id, list) else gen.eos_token_id[0])
         self.timestamp_begin = int(gen.no_timestamps_token_id) + 1
         limit = self.model.config.max_target_positions // 2  # OpenAI's sample_len
         self.max_new_tokens = forced_new_tokens or max_new_tokens or limit
         self.forced_new_tokens = forced_new_tokens
-        self.batch_size = batch_size or (GPU_BATCH if self.device.type == "cuda" else CPU_BATCH)
+        self.batch_size = batch_size or default_batch(self.model.config, self.device, dtype)
+        self.prompt_tail = [int(gen.task_to_id["transcribe"])] if self.languages else []  # after <|lang|>
+        rules = DecodingRules(
+            eot=self.eot_id,
+            timestamp_begin=self.timestamp_begin,
+            no_timestamps=int(gen.no_timestamps_token_id),
+            # the released models' non-speech symbols; the first token is never eot
+            suppress=tuple(int(t) for t in gen.suppress_tokens or []),
+            begin_suppress=tuple(int(t) for t in gen.begin_suppress_tokens or []),
+            max_initial_timestamp_index=getattr(gen, "max_initial_timestamp_index", None),
+        )
+        self.decoder = GreedyDecoder(self.model, rules, self.batch_size, self.max_new_tokens, cuda_graphs)
 
     # --- whole files ---------------------------------------------------------------------------
     def transcribe_file(self, path: str | Path, progress: TranscribeProgress | None = None) -> Transcript:
@@ -190,7 +209,9 @@ class WhisperTranscriber:
     # --- windows -------------------------------------------------------------------------------
     def _input_features(self, windows: list[np.ndarray]) -> torch.Tensor:
         """log-mel (B, mels, 3000): each window padded to 30 s by the feature extractor."""
-        feats = self.features(windows, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        feats = self.features(
+            windows, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(self.device)
+        ).input_features  # computed on the device (torch STFT), one batch at a time
         return feats.to(self.device, dtype=self.dtype)
 
     @torch.inference_mode()
@@ -219,43 +240,26 @@ class WhisperTranscriber:
     def _generate(self, features: torch.Tensor, language: str | None) -> torch.Tensor:
         """One greedy pass per window, as OpenAI's decoder does on a 30 s segment: prompt
         <|startoftranscript|> <|lang|> <|transcribe|>, then text and timestamp tokens (timestamps
-        in pairs, never decreasing), at most `max_new_tokens` (exactly `forced_new_tokens`).
-        transformers' Whisper `generate` is bypassed on purpose: it keeps decoding a window from
-        its last timestamp, which with random weights repeats the window and doubles the time."""
-        from transformers import GenerationConfig
-        from transformers.generation import GenerationMixin, LogitsProcessorList
-        from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
-
-        whisper_config = self.model.generation_config
-        prompt = [int(whisper_config.decoder_start_token_id)]
+        in pairs, never decreasing), at most `max_new_tokens` (exactly `forced_new_tokens`); the
+        windows of a batch together (c2f/speech/decoding.py). transformers' Whisper `generate` is
+        not used: it keeps decoding a window from its last timestamp, which with random weights
+        repeats the window and doubles the time, and its per-token Python costs more than the
+        arithmetic of a small model."""
+        prompt = [int(self.model.generation_config.decoder_start_token_id)]
         if self.languages:
-            prompt += [self.languages[language or "en"], int(whisper_config.task_to_id["transcribe"])]
-        # Lengths count the prompt. The released models' suppress_tokens (non-speech symbols) and
-        # begin_suppress_tokens come from the model's generation config, applied after the prompt.
-        config = GenerationConfig(
-            max_length=len(prompt) + self.max_new_tokens,
-            min_length=len(prompt) + (self.forced_new_tokens or 0),
-            eos_token_id=self.eot_id,
-            pad_token_id=self.eot_id,
-            decoder_start_token_id=prompt[0],
-            suppress_tokens=list(whisper_config.suppress_tokens or []),
-            begin_suppress_tokens=list(whisper_config.begin_suppress_tokens or []),
-            do_sample=False,
-            num_beams=1,
-        )
-        timestamps = WhisperTimeStampLogitsProcessor(whisper_config, begin_index=len(prompt))
-        decoder_input_ids = torch.tensor([prompt] * len(features), device=self.device)
-        return GenerationMixin.generate(
-            self.model,
-            input_features=features,
-            decoder_input_ids=decoder_input_ids,
-            attention_mask=torch.ones(features.shape[0], features.shape[-1], dtype=torch.long, device=self.device),
-            generation_config=config,
-            logits_processor=LogitsProcessorList([timestamps]),
-        )
+            prompt += [self.languages[language or "en"], *self.prompt_tail]
+        encoded = self.model.model.encoder(input_features=features).last_hidden_state  # (B, 1500, d)
+        return self.decoder.generate(encoded, prompt, self.forced_new_tokens or 0)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def default_batch(config, device: torch.device, dtype: torch.dtype) -> int:
+    """Windows per batch (see CPU_BATCH): bounded by the cross-attention cache they need."""
+    per_window = 2 * config.decoder_layers * config.max_source_positions * config.d_model * dtype.itemsize
+    most, budget = (GPU_BATCH, GPU_CACHE_BYTES) if device.type == "cuda" else (CPU_BATCH, CPU_CACHE_BYTES)
+    return max(1, min(most, budget // per_window))
 
 
 def _place(seg: Segment, window: Window) -> Segment | None:
@@ -277,8 +281,9 @@ def _load_pretrained(size: str) -> tuple:
     from c2f.weights import resolve_model_folder
 
     folder = resolve_model_folder(f"whisper:{size}")
-    model = WhisperForConditionalGeneration.from_pretrained(folder, local_files_only=True)
+    model = WhisperForConditionalGeneration.from_pretrained(
+        folder, local_files_only=True, attn_implementation="sdpa"
+    )
     tokenizer = WhisperTokenizer.from_pretrained(folder, local_files_only=True)
     features = WhisperFeatureExtractor.from_pretrained(folder, local_files_only=True)
     return model, tokenizer, features
-
