@@ -23,18 +23,25 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """Half precision where it is safe (CUDA); full precision on the CPU. Not for the `value`
-    extraction, which keeps the reference's dtypes (`no_autocast`)."""
+    extraction, which keeps the reference's dtypes (`full_precision`)."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
 
 
 @contextlib.contextmanager
-def no_autocast() -> Iterator[None]:
-    """Autocast off on the CPU and on CUDA, whatever a caller enabled around us: each tensor keeps
-    the dtype of the weights it meets (the `value` extraction's reference precision)."""
-    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-        yield
+def full_precision() -> Iterator[None]:
+    """Every op in the dtype of its weights (the `value` extraction's reference precision): autocast
+    off on the CPU and on CUDA, whatever a caller enabled around us, and no TF32 on CUDA (float32
+    convolutions and matmuls would otherwise round their inputs to 10 bits). The TF32 switches are
+    process-wide: set for the duration, then restored."""
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def forced_cpu_bf16() -> bool | None:

@@ -1,6 +1,6 @@
 """The `value` extraction runs in VALUE's precision: CLIP in float32 on a CPU (bfloat16 only when
 C2F_CPU_BF16=1), whatever setting the tuner chose for the encoder it shares with other presets, and
-with float16 weights the OpenAI way on a GPU; S3D-G in float32; never under autocast."""
+with float16 weights the OpenAI way on a GPU; S3D-G in float32; never under autocast or TF32."""
 
 from __future__ import annotations
 
@@ -59,31 +59,37 @@ def test_value_clip_stream_does_not_depend_on_the_shared_encoders_tuning(
         torch.testing.assert_close(ours, tuned, atol=0.1, rtol=0.1)  # the same network, rounded
 
 
-def test_value_path_never_runs_under_autocast(tmp_path, fresh_encoders):
+def test_value_path_never_runs_under_autocast_or_tf32(tmp_path, fresh_encoders):
     video = make_video(tmp_path / "v.mp4", seconds=4.0)
     plain = extract_features(video, TINY_VALUE, device="cpu")
     towers = [
         value_image_tower(create_clip_encoder(TINY_VALUE, "cpu")),
         create_s3d_encoder(TINY_VALUE, "cpu").model,
     ]
-    seen: list[tuple[str, bool, bool]] = []  # (module, cpu autocast on, cuda autocast on) in each forward
+    # (module, cpu autocast on, cuda autocast on, TF32 allowed) in each forward
+    seen: list[tuple[str, bool, bool, bool]] = []
 
     def record(module, args, output):
+        tf32 = torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
         seen.append(
-            (type(module).__name__, torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda"))
+            (type(module).__name__, torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda"), tf32)
         )
 
     hooks = [m.register_forward_hook(record) for tower in towers for m in tower.modules()]
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # a caller's TF32
         with torch.autocast("cpu", dtype=torch.bfloat16):  # a caller's autocast: the value path turns it off
             assert torch.is_autocast_enabled("cpu")
             wrapped = extract_features(video, TINY_VALUE, device="cpu")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32  # restored after
     finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         for hook in hooks:
             hook.remove()
     ran = {name for name, *_ in seen}
     assert {"VisionTransformer", "Conv2d", "Linear", "S3DG", "Conv3d"} <= ran  # both streams were watched
-    assert [entry for entry in seen if entry[1] or entry[2]] == []
+    assert [entry for entry in seen if any(entry[1:])] == []
     np.testing.assert_array_equal(wrapped.features, plain.features)
 
 

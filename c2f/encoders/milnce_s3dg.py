@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from c2f.device import no_autocast, pick_device
+from c2f.device import full_precision, pick_device
 from c2f.encoders.clip import resize_center_crop
 from c2f.errors import CheckpointError
 from c2f.weights import resolve_weights
@@ -327,7 +327,7 @@ class MilNceS3DGEncoder:
         pooled, joint = [], []
         for s in range(0, len(clips), batch_size):
             x = self._video_input(clips[s : s + batch_size])
-            with no_autocast():
+            with full_precision():
                 out = self.model(x)
             pooled.append(out["mixed_5c"].float().cpu())
             joint.append(out["video_embedding"].float().cpu())
@@ -343,6 +343,6 @@ class MilNceS3DGEncoder:
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """(B,) texts -> text_embedding (B, 512) float32, not normalised (MIL-NCE scores dot products)."""
         ids = self.tokenizer(texts).to(self.device)
-        with no_autocast():
+        with full_precision():
             out = self.model.text_module(ids)
         return out.float().cpu()

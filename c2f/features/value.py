@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from c2f.device import forced_cpu_bf16, no_autocast
+from c2f.device import forced_cpu_bf16, full_precision
 from c2f.encoders.clip import ClipEncoder
 from c2f.encoders.registry import create_clip_encoder, create_s3d_encoder
 from c2f.errors import EmptyVideoError, FeatureMismatchError, VideoError
@@ -276,7 +276,7 @@ def encode_clip_raw(clip_enc: ClipEncoder, frames: np.ndarray, batch_size: int =
     out = []
     for s in range(0, len(frames), batch_size):
         x = clip_enc.preprocess(frames[s : s + batch_size]).to(dtype)  # already S x S: only mean/std
-        with no_autocast():
+        with full_precision():
             emb = visual(x)
         out.append(emb.float().cpu())
     return torch.cat(out).half().float() if out else torch.zeros(0, clip_enc.image_dim)
