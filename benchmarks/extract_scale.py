@@ -185,13 +185,17 @@ def each_sampling(videos: list[Path], presets: tuple[str, ...], result: dict):
             yield video, info, name, settings, indices, size, entry["presets"].setdefault(name, {})
 
 
-def bound_by(best_rtf: float, encoder: float | None, raw_decode: float | None) -> str:
+def bound_by(best_rtf: float, encoder: float | None, raw_decode: float | None, shared_cores: bool = False) -> str:
     """What the best run is within 80 % of: the encoders alone, or raw decoding of its frames with
-    as many processes; neither means the pipeline itself (copies, queue, Python) holds it back."""
+    as many processes; neither means the pipeline itself (copies, queue, Python) holds it back.
+    With `shared_cores` (CPU encoders) both use the same cores, so their ceiling together is
+    1 / (1 / encoder + 1 / raw_decode): "encoder+decode" when the run is within 80 % of that."""
     if encoder is not None and best_rtf >= 0.8 * encoder:
         return "encoder"
     if raw_decode is not None and best_rtf >= 0.8 * raw_decode:
         return "decode"
+    if shared_cores and encoder and raw_decode and best_rtf >= 0.8 / (1 / encoder + 1 / raw_decode):
+        return "encoder+decode"
     return "pipeline"
 
 
@@ -282,7 +286,7 @@ def main() -> None:
             entry["speedup_vs_one_at_a_time"] = round(best["rtf"] / entry["one_at_a_time_rtf"], 2)
             raw = entry["pipeline_only"].get(best_w, {}).get("raw_decode_rtf")
             entry["raw_decode_rtf_at_best"] = raw
-            entry["bound_by"] = bound_by(best["rtf"], enc, raw)
+            entry["bound_by"] = bound_by(best["rtf"], enc, raw, shared_cores=not gpu)
             out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
