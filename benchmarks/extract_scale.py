@@ -155,17 +155,11 @@ EXTRACT_SOURCE = (
 
 
 def measured_code(paths: tuple[str, ...] = EXTRACT_SOURCE) -> dict:
-    """The results' provenance (benchmarks/provenance.py): commit and hash of the measured source;
-    in a copy without git (the GPU machine) the commit comes from $C2F_COMMIT, the hash from the files."""
-    import subprocess
+    """The results' provenance (benchmarks/provenance.py): commit and hash of the measured source
+    (in a copy without git, the GPU machine, the commit is $C2F_COMMIT)."""
+    from provenance import provenance
 
-    from provenance import provenance, source_hash
-
-    try:
-        return provenance(paths)
-    except (OSError, subprocess.CalledProcessError):
-        commit = os.environ.get("C2F_COMMIT", "unknown")
-        return {"commit": commit, "uncommitted": None, "source": {"paths": list(paths), "sha256": source_hash(paths)}}
+    return provenance(paths)
 
 
 def each_sampling(videos: list[Path], presets: tuple[str, ...], result: dict):

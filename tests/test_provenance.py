@@ -73,3 +73,19 @@ def test_the_script_exits_1_on_a_stale_result(tmp_path):
         [sys.executable, str(BENCHMARKS / "stale_results.py"), str(stale)], capture_output=True, text=True
     )
     assert proc.returncode == 1 and proc.stdout.startswith("stale"), proc.stdout + proc.stderr
+
+
+def test_a_copy_without_git_names_the_commit_from_the_environment(tmp_path, monkeypatch):
+    """The GPU machine's copy has no .git (and may have no git): the commit comes from $C2F_COMMIT,
+    the hash from the files; extract_scale.py's results record it with no fallback of their own."""
+    make_repo(tmp_path)
+    expected = provenance(root=tmp_path)["source"]
+    (tmp_path / ".git").rename(tmp_path / "no-git")
+    monkeypatch.setenv("C2F_COMMIT", "abc123def456")
+    assert provenance(root=tmp_path) == {"commit": "abc123def456", "uncommitted": None, "source": expected}
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git program at all
+    assert provenance(root=tmp_path)["commit"] == "abc123def456"
+    from extract_scale import EXTRACT_SOURCE, measured_code
+
+    assert measured_code()["commit"] == "abc123def456"
+    assert measured_code()["source"]["paths"] == list(EXTRACT_SOURCE)
