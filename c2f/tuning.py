@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from c2f import __version__
-from c2f.errors import C2FError
+from c2f.environment import EnvironmentSettingError
 from c2f.shared_files import atomic_write_text, exclusive_lock
 
 Setting = dict[str, Any]  # one candidate, JSON-serialisable: {"dtype": "bfloat16", "batch": 8}
@@ -53,7 +53,7 @@ class Choice:
     notes: list[str] = field(default_factory=list)
 
 
-class TuningOverrideError(C2FError, ValueError):
+class TuningOverrideError(EnvironmentSettingError):
     """A C2F_TUNE_* variable that is not a JSON object of known settings."""
 
 
@@ -142,7 +142,8 @@ def env_name(task: str) -> str:
     return "C2F_TUNE_" + "".join(c if c.isalnum() else "_" for c in task.upper())
 
 
-def _env_override(task: str) -> Setting | None:
+def env_override(task: str) -> Setting | None:
+    """The JSON object in C2F_TUNE_<TASK>, None when unset; TuningOverrideError when not an object."""
     raw = os.environ.get(env_name(task))
     if not raw:
         return None
@@ -183,7 +184,7 @@ def choose(
     if not candidates:
         raise ValueError(f"{task}: no candidate settings")
     key = f"{machine_key()}|{task}|{shape}"
-    override = _env_override(task)
+    override = env_override(task)
     unmeasured = None
     if override is not None:
         unmeasured = Choice(task, shape, {**candidates[0], **override}, "env")

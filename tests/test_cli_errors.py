@@ -245,3 +245,41 @@ def test_an_argument_without_videos_next_to_good_files_gets_one_line(capsys, tmp
     assert status == 1  # something asked for was not done
     # the good video is still processed
     assert ("1 added" in captured.out) if command == "index" else ("1 of 1 videos extracted" in captured.out)
+
+
+# --- numbers in the environment --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "value", "line", "workers"),
+    [
+        # before: decord's reader failed on int('four'), every video fell back to ffmpeg, exit 0
+        ("C2F_DECODE_THREADS", "four", "C2F_DECODE_THREADS='four': give a whole number >= 1", "0"),
+        # before: the layout measurement swallowed the ValueError, exit 0
+        ("C2F_DECODE_THREADS", "0.5", "C2F_DECODE_THREADS='0.5': give a whole number >= 1", "2"),
+        # before: decord got threads="many" in every worker, each video failed on its own
+        (
+            "C2F_TUNE_DECODE_LAYOUT",
+            '{"workers": 2, "threads": "many"}',
+            'C2F_TUNE_DECODE_LAYOUT=\'{"workers": 2, "threads": "many"}\': give a JSON object '
+            '{"workers": W, "threads": T} of whole numbers >= 1',
+            "2",
+        ),
+        ("C2F_DECODE_WORKERS", "-1", "C2F_DECODE_WORKERS='-1': give a whole number >= 0", None),
+    ],
+)
+def test_a_bad_number_in_the_environment_is_one_line_before_any_video(
+    capsys, tmp_path, monkeypatch, name, value, line, workers
+):
+    from videogen import make_video
+
+    videos = [str(make_video(tmp_path / f"{c}.mp4", segments=[(c, 1.0)], size=(64, 48))) for c in ("red", "blue")]
+    monkeypatch.setenv("C2F_TUNING_CACHE", str(tmp_path / "tuning.json"))
+    monkeypatch.setenv(name, value)
+    more = ["--workers", workers] if workers else []
+    out, lib = tmp_path / "out", tmp_path / "L"
+    for argv in (
+        ["extract", *videos, "--out", str(out), "--preset", "tiny-clip-only", *more],
+        ["index", *videos, "--library", str(lib), "--preset", "tiny-clip-only", *more],
+    ):
+        assert assert_one_error(capsys, argv) == f"error: {line}"
+    assert not list(out.glob("*.safetensors")) if out.exists() else True
+    assert not (lib / "catalog.sqlite").exists() or Library(lib).list() == []

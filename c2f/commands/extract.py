@@ -39,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from c2f.errors import C2FError
     from c2f.features import get_preset
     from c2f.features.extract import ExtractOutcome, extract_to_dir
+    from c2f.features.parallel import decode_workers
+    from c2f.video.layout import check_decode_environment
 
     settings = get_preset(args.preset)
+    check_decode_environment()  # a bad setting is one line before any progress bar
+    workers = decode_workers(args.workers, args.device)
     videos, without_videos = videos_from_arguments(args.inputs)
     out = Path(args.out)
     try:
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         args.subtitles,
         progress=progress,
         on_outcome=on_outcome,
-        workers=args.workers,
+        workers=workers,
     )
     bar.n = len(videos)
     bar.close()

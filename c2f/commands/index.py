@@ -152,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.whisper_model or args.language != "auto":
         raise C2FError("--whisper-model and --language go with --transcribe")
     from c2f.features.parallel import make_extractor
+    from c2f.video.layout import check_decode_environment
 
+    check_decode_environment()  # a bad setting is one line before any progress bar
     extractor = make_extractor(args.engine, args.workers, args.address)
     library = open_or_create_library(path, settings, args.device, args.vector_store)
     bar = tqdm(total=1000, desc="index", bar_format="{percentage:3.0f}%|{bar}| {desc}")

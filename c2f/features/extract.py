@@ -220,7 +220,9 @@ def extract_to_dir(
     subs_path = Path(subtitles) if subtitles is not None else None
     videos = [Path(p) for p in paths]
     from c2f.features.parallel import decode_workers, extract_to_dir_parallel
+    from c2f.video.layout import check_decode_environment
 
+    check_decode_environment()
     n_workers = decode_workers(workers, str(device) if device is not None else None)
     if n_workers > 0 and len(videos) > 1 and settings.extraction != "value":
         return extract_to_dir_parallel(videos, out_dir, settings, device, subs_path, progress, on_outcome, n_workers)

@@ -14,7 +14,6 @@ share both cores: see BENCHMARKS.md).
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from c2f.environment import EnvironmentSettingError, env_int
 from c2f.errors import C2FError
 from c2f.features.settings import FeatureSettings
 from c2f.features.shared_slots import SlotReader, SlotSet, WorkerSlots
@@ -75,11 +75,8 @@ def decode_workers(requested: int | None = None, device: str | None = None) -> i
     process and copy costs, so 0; with a GPU the encoders wait on decoding, so every core but the
     one feeding the GPU decodes; CPU-only machines with more cores give decoding a quarter of them.
     """
-    if requested is None and os.environ.get(WORKERS_ENV, "").strip():
-        try:
-            requested = int(os.environ[WORKERS_ENV])
-        except ValueError:
-            raise C2FError(f"${WORKERS_ENV}={os.environ[WORKERS_ENV]!r} is not a number of workers") from None
+    if requested is None:
+        requested = env_int(WORKERS_ENV, None, minimum=0)
     if requested is not None:
         return max(0, requested)
     cores = available_cores()
@@ -254,6 +251,8 @@ def _layout(jobs: Sequence[VideoJob], settings: FeatureSettings, budget: int) ->
     for job in jobs[:3]:
         try:
             layout = choose_layout(job.path, settings.decode_fps, settings.decode_short_side, budget, len(jobs))
+        except EnvironmentSettingError:  # the run's error, not this video's
+            raise
         except Exception:  # an unusable video: its own error comes from the worker that takes it
             continue
         return layout.workers, layout.threads

@@ -19,6 +19,7 @@ from c2f.errors import C2FError, LibraryError, NotAFileError
 from c2f.features import ClipFeatures, Subtitle, save_features
 from c2f.library.catalog import VideoRecord
 from c2f.library.lease import writer_lease
+from c2f.video.layout import check_decode_environment
 
 if TYPE_CHECKING:
     from c2f.features.parallel import Extractor
@@ -157,6 +158,7 @@ class Ingest:
     ) -> AddReport:
         """`extractor` (c2f.features.parallel.make_extractor): many videos at once, decoded by
         worker processes or on Ray; this process stays the only writer of the catalog and index."""
+        check_decode_environment()
         if files:  # before any row turns pending: a resume of this run transcribes as it did
             _record_run_speech(self.lib.catalog, self.transcriber)
         if extractor is not None and self.transcriber is None and len(files) > 1:

@@ -14,13 +14,15 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2f.environment import env_float, env_int
+
 
 def _env(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    return env_float(name, default, minimum=0)
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    return env_int(name, default, minimum=minimum)
 
 
 @dataclass
@@ -51,9 +53,9 @@ class AppConfig:
     # exported clips: seconds of video one export may cut (multi-user only)
     export_max_seconds: float = field(default_factory=lambda: _env("C2F_EXPORT_MAX_SECONDS", 600))
     # heavy jobs at once: indexing, evaluation, cutting clips; and how many more may wait for a turn
-    index_slots: int = field(default_factory=lambda: _env_int("C2F_INDEX_SLOTS", 2))
-    eval_slots: int = field(default_factory=lambda: _env_int("C2F_EVAL_SLOTS", 1))
-    export_slots: int = field(default_factory=lambda: _env_int("C2F_EXPORT_SLOTS", 1))
+    index_slots: int = field(default_factory=lambda: _env_int("C2F_INDEX_SLOTS", 2, minimum=1))
+    eval_slots: int = field(default_factory=lambda: _env_int("C2F_EVAL_SLOTS", 1, minimum=1))
+    export_slots: int = field(default_factory=lambda: _env_int("C2F_EXPORT_SLOTS", 1, minimum=1))
     jobs_waiting: int = field(default_factory=lambda: _env_int("C2F_JOBS_WAITING", 8))
     # signs visitor ids; None: C2F_SECRET, else a key made once and kept in the library root
     secret: str | None = None

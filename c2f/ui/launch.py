@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from c2f.environment import env_float, env_int
+
 PERSISTENT_STORAGE = Path("/data")  # a Space's persistent storage, when it has some
 
 
@@ -56,7 +58,8 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     p.add_argument(
         "--port",
         type=int,
-        default=int(get("GRADIO_SERVER_PORT") or get("C2F_PORT") or 7860),
+        default=env_int("GRADIO_SERVER_PORT", None, minimum=1, maximum=65535, env=env)
+        or env_int("C2F_PORT", 7860, minimum=1, maximum=65535, env=env),
         help="port (default: GRADIO_SERVER_PORT, else C2F_PORT, else 7860)",
     )
     p.add_argument(
@@ -69,8 +72,10 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     p.add_argument(
         "--mode", default=get("C2F_MODE", "zero-shot"), help="zero-shot, tiny or learned:<checkpoint>"
     )
-    p.add_argument("--max-upload-mb", type=int, default=int(get("C2F_MAX_UPLOAD_MB", "500")))
-    p.add_argument("--max-video-seconds", type=float, default=float(get("C2F_MAX_VIDEO_SECONDS", "3600")))
+    p.add_argument("--max-upload-mb", type=int, default=env_int("C2F_MAX_UPLOAD_MB", 500, minimum=0, env=env))
+    p.add_argument(
+        "--max-video-seconds", type=float, default=env_float("C2F_MAX_VIDEO_SECONDS", 3600.0, minimum=0, env=env)
+    )
     p.add_argument("--device", default=get("C2F_DEVICE"))
     p.add_argument(
         "--multi-user",

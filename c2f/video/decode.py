@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from c2f.environment import env_int
 from c2f.errors import CorruptVideoError, EmptyVideoError
 from c2f.video.pipe import FfmpegPipe
 from c2f.video.probe import VideoInfo, probe_video
@@ -109,13 +110,15 @@ def iter_frames(
 _pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="c2f-decord")
 
 
+def pinned_decode_threads() -> int | None:
+    """C2F_DECODE_THREADS (a whole number >= 1), None when unset."""
+    return env_int("C2F_DECODE_THREADS", None, minimum=1)
+
+
 def decode_threads() -> int:
     """Decoder threads: C2F_DECODE_THREADS, else up to 4 (frame threading; decoding is the
     bottleneck once the encoders run in bfloat16 or on a GPU)."""
-    forced = os.environ.get("C2F_DECODE_THREADS")
-    if forced:
-        return max(1, int(forced))
-    return max(1, min(4, os.cpu_count() or 1))
+    return pinned_decode_threads() or max(1, min(4, os.cpu_count() or 1))
 
 
 def _call_with_timeout(fn, timeout_s: float):
@@ -138,8 +141,9 @@ def _iter_decord(
         # ffmpeg, which rotates exactly as players do, handle rotated phone videos.
         raise _DecoderFailed(f"rotated video ({info.rotation} degrees)")
     ow, oh = output_size(info, short_side)
+    threads = threads or decode_threads()  # out here: a bad setting is the user's error, not decord's failure
     vr = _call_with_timeout(
-        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=threads or decode_threads()),
+        lambda: decord.VideoReader(path, ctx=decord.cpu(0), width=ow, height=oh, num_threads=threads),
         timeout_s,
     )
     n = len(vr)

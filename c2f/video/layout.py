@@ -24,6 +24,7 @@ import numpy as np
 
 from c2f.video.probe import VideoInfo, probe_video
 
+LAYOUT_TASK = "decode-layout"  # c2f.tuning's task (pinned by C2F_TUNE_DECODE_LAYOUT)
 TUNE_SECONDS = 6.0  # seconds of video a candidate process decodes per round
 TUNE_ROUNDS = 3  # rounds per process: a longer run, steadier on a shared machine
 
@@ -137,11 +138,12 @@ def choose_layout(
 ) -> DecodeLayout:
     """The fastest workers x threads for decoding videos like `path` on `budget` cores."""
     from c2f import tuning
+    from c2f.video.decode import pinned_decode_threads
 
-    forced = os.environ.get("C2F_DECODE_THREADS", "").strip()
+    check_decode_environment()
+    threads = pinned_decode_threads()
     candidates = layout_candidates(budget, max_workers)
-    if forced:  # threads pinned: as many workers as the budget allows
-        threads = max(1, int(forced))
+    if threads is not None:  # threads pinned: as many workers as the budget allows
         return DecodeLayout(min(max_workers, max(1, budget // threads)), threads)
     if len(candidates) == 1:
         return DecodeLayout(**candidates[0])
@@ -157,4 +159,22 @@ def choose_layout(
         return wall / len(tasks) / seconds  # wall seconds per second of video
 
     shape = f"{info.codec} {info.width}x{info.height}->{short_side} {fps:.4g}fps budget {budget} max {max_workers}"
-    return DecodeLayout(**tuning.choose("decode-layout", shape, candidates, measure).setting)
+    return DecodeLayout(**tuning.choose(LAYOUT_TASK, shape, candidates, measure).setting)
+
+
+def check_decode_environment() -> None:
+    """Read C2F_DECODE_THREADS and C2F_TUNE_DECODE_LAYOUT now: a bad value is one clear line before
+    any video is read (EnvironmentSettingError), not each video's failure."""
+    from c2f import tuning
+    from c2f.video.decode import pinned_decode_threads
+
+    pinned_decode_threads()
+    override = tuning.env_override(LAYOUT_TASK)
+    if override is not None and (
+        not set(override) <= {"workers", "threads"}
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in override.values())
+    ):
+        name = tuning.env_name(LAYOUT_TASK)
+        raise tuning.TuningOverrideError(
+            f'{name}={os.environ.get(name)!r}: give a JSON object {{"workers": W, "threads": T}} of whole numbers >= 1'
+        )
