@@ -28,6 +28,7 @@ from c2f.features.settings import FeatureSettings
 from c2f.features.shared_slots import SlotReader, SlotSet, WorkerSlots
 from c2f.features.store import ClipFeatures, Subtitle
 from c2f.video.layout import available_cores, choose_layout
+from c2f.video.worker_process import get_from_parent
 
 if TYPE_CHECKING:
     import torch
@@ -311,7 +312,7 @@ def _decode_worker(
     from c2f.video.decode import output_size
 
     blocks = WorkerSlots(slots, worker, returned)
-    while (task := tasks.get()) is not None:
+    while (task := get_from_parent(tasks)) is not None:
         index, path, want_hash = task
         try:
             info = probe_video(path)  # first: a missing or unreadable file gets the probe's typed error

@@ -6,15 +6,14 @@ A worker writes a group straight into a free block of its own (no copy in betwee
 (worker, slot, generation, shape); the receiver hands the slot back once it has used the frames,
 which also bounds the decoded groups in flight. A block whose video's groups no longer fit is made
 again, larger (generation + 1: the receiver attaches anew). Reused blocks cost no page faults after
-their first group; a new block per group paid them for every frame it held. numpy only.
+their first group; a new block per group paid them for every frame it held. A worker waiting for a
+free slot ends when its parent is gone (c2f.video.worker_process).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-import queue
 import secrets
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -22,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from c2f.video.worker_process import get_from_parent
+
 # (worker, slot, generation, shape of the uint8 group)
 SlotMessage = tuple[int, int, int, tuple[int, ...]]
-_WAIT_S = 1.0  # how often a worker waiting for a free slot checks that its parent lives
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,8 @@ class WorkerSlots:
         return self.worker, slot, generation, shape
 
     def _free_slot(self) -> int:
-        while not self.free:
-            try:
-                self.free.append(self.returned.get(timeout=_WAIT_S))
-            except queue.Empty:
-                parent = mp.parent_process()
-                if parent is not None and not parent.is_alive():
-                    raise SystemExit(0) from None  # nobody left to read the groups
+        if not self.free:
+            self.free.append(get_from_parent(self.returned))  # ParentGone: nobody left to read the groups
         return self.free.pop(0)
 
 

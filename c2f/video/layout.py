@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f.video.probe import VideoInfo, probe_video
+from c2f.video.worker_process import check_parent, get_from_parent, wait_for_parent
 
 LAYOUT_TASK = "decode-layout"  # c2f.tuning's task (pinned by C2F_TUNE_DECODE_LAYOUT)
 TUNE_SECONDS = 6.0  # seconds of video a candidate process decodes per round
@@ -56,14 +57,16 @@ def sampled_indices(path: str | Path, fps: float, short_side: int, info: VideoIn
 
 
 def _raw_decoder(tasks, done, start, width: int, height: int, threads: int, chunk: int) -> None:
-    """A process of raw decoding: decord alone on the given frames, nothing kept."""
+    """A process of raw decoding: decord alone on the given frames, nothing kept; it ends when its
+    parent does (c2f.video.worker_process)."""
     import decord
 
-    start.wait()
-    while (task := tasks.get()) is not None:
+    wait_for_parent(start)
+    while (task := get_from_parent(tasks)) is not None:
         path, indices = task
         reader = decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
         for s in range(0, len(indices), chunk):
+            check_parent()
             reader.get_batch(np.unique(indices[s : s + chunk]).tolist()).asnumpy()
         done.put(path)
 
@@ -80,13 +83,13 @@ def raw_decode(
     with decord alone in `processes` spawned processes of `threads` threads, `chunk` frames per
     call. `count_start`: the processes' start counts (as the pipeline's workers' does)."""
     ctx = mp.get_context("spawn")
-    queue, done, start = ctx.Queue(), ctx.Queue(), ctx.Event()
+    todo, done, start = ctx.Queue(), ctx.Queue(), ctx.Event()
     for task in tasks:
-        queue.put(task)
+        todo.put(task)
     for _ in range(processes):
-        queue.put(None)
+        todo.put(None)
     procs = [
-        ctx.Process(target=_raw_decoder, args=(queue, done, start, *size, threads, chunk), daemon=True)
+        ctx.Process(target=_raw_decoder, args=(todo, done, start, *size, threads, chunk), daemon=True)
         for _ in range(processes)
     ]
     t, c = time.perf_counter(), cpu_seconds()
