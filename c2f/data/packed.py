@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -34,7 +32,7 @@ from c2f.features.settings import FeatureSettings
 from c2f.features.store import Subtitle
 from c2f.features.subtitles import align_subtitles
 from c2f.model.c2f import VideoInput
-from c2f.shared_files import atomic_path
+from c2f.shared_files import TEMP_PREFIX, atomic_folder, atomic_path
 
 PACK_VERSION = "2"
 PACK_DIR = ".c2f-pack"
@@ -173,9 +171,7 @@ def pack_features(
     dims = {h["shape"][1] for h in headers}
     if len(dims) != 1:
         raise C2FError(f"{d}: feature files of different widths {sorted(dims)}")
-    root.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
+    with atomic_folder(target) as tmp:
         counts = [h["shape"][0] for h in headers]
         dtype = _write_clips(tmp / "clips.npy", files, sum(counts), dims.pop(), progress)
         segments, seg_offsets, texts, text_rows = [], [0], [], []
@@ -214,11 +210,8 @@ def pack_features(
         }
         (tmp / "index.json").write_text(json.dumps(index))
         for old in root.iterdir():  # one pack per folder: older fingerprints are stale
-            if old.is_dir() and not old.name.startswith(".tmp-"):
+            if old.is_dir() and not old.name.startswith(TEMP_PREFIX):
                 shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return PackedCorpus(target)
 
 

@@ -12,7 +12,6 @@ temporary name and a rename) and returns the files written:
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from c2f.errors import C2FError, VideoError
 from c2f.export.edl import EdlEvent, write_edl
 from c2f.export.timecode import Rate, TimecodeError, from_timecode, moment_frames
-from c2f.shared_files import atomic_path, atomic_write_text
+from c2f.shared_files import atomic_path, atomic_write_text, temporary_folder
 
 FORMATS = ("csv", "json", "edl", "clips")
 
@@ -103,7 +102,7 @@ def write_clips_zip(moments: Sequence[ExportMoment], path: Path, exact: bool) ->
 
     path.parent.mkdir(parents=True, exist_ok=True)
     infos = {p: _probe(p) for p in dict.fromkeys(m.path for m in moments)}
-    with tempfile.TemporaryDirectory(prefix=".tmp-clips-", dir=path.parent) as work:
+    with temporary_folder(path.parent) as work:
         names = []
         for rank, m in enumerate(moments, 1):
             info = infos[m.path]

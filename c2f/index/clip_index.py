@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from c2f import tuning
 from c2f.errors import C2FError
 from c2f.index.ranking import first_best, order_videos_with_ties, tie_tolerance
 from c2f.index.scan import PRECISIONS, Scan, float32_error, make_scan, scan_is_safe
+from c2f.shared_files import atomic_paths
 
 CLIP_BITS = 20  # up to ~1M clips per video (a 1.5 s grid: 18 days)
 MAX_VIDEO_KEY = (1 << (63 - CLIP_BITS)) - 1
@@ -515,12 +515,7 @@ class ClipIndex:
         d.mkdir(parents=True, exist_ok=True)
         if self.use_approximate() and self._pq is None:
             self._build_pq()
-        tmp_shards = []
-        for shard in self._pq_shards:
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".faiss")
-            os.close(fd)
-            faiss.write_index(shard, tmp)
-            tmp_shards.append(tmp)
+        shards = len(self._pq_shards)
         sidecar = {
             "format": FORMAT_VERSION,
             "dim": self.dim,
@@ -531,18 +526,14 @@ class ClipIndex:
             "clip_bits": CLIP_BITS,
             "ntotal": self.num_clips,
             "videos": self._video_table(),
-            "pq": {"shards": len(tmp_shards), "trained_on": self._pq_trained_on} if tmp_shards else None,
+            "pq": {"shards": shards, "trained_on": self._pq_trained_on} if shards else None,
         }
-        fd, tmp_index = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".faiss")
-        os.close(fd)
-        faiss.write_index(self._faiss, tmp_index)
-        fd, tmp_side = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(sidecar, f)
-        os.replace(tmp_index, d / "clips.faiss")
-        for i, tmp in enumerate(tmp_shards):
-            os.replace(tmp, d / f"clips.pq{i}.faiss")
-        os.replace(tmp_side, d / "clips.json")
+        names = ["clips.faiss", *(f"clips.pq{i}.faiss" for i in range(shards)), "clips.json"]
+        with atomic_paths([d / name for name in names]) as (tmp_index, *tmp_shards, tmp_side):
+            faiss.write_index(self._faiss, str(tmp_index))
+            for shard, tmp in zip(self._pq_shards, tmp_shards, strict=True):
+                faiss.write_index(shard, str(tmp))
+            tmp_side.write_text(json.dumps(sidecar))
 
     @classmethod
     def load(cls, directory: str | Path) -> ClipIndex:

@@ -12,9 +12,7 @@ snapshot (`ExternalIndex.show_only`).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +27,7 @@ from c2f.errors import C2FError, FeatureFileError
 from c2f.features import ClipFeatures
 from c2f.library.catalog import VideoRecord
 from c2f.library.storage import LibraryFiles
+from c2f.shared_files import atomic_folder, atomic_write_text
 
 if TYPE_CHECKING:
     from c2f.index import ClipIndex
@@ -80,13 +79,9 @@ class IndexVersions:
         old = self.current(fingerprint)
         number = int(old[1:]) + 1 if old else 1
         version = f"v{number:06d}"
-        tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=d))
-        index.save(tmp_dir)
-        os.replace(tmp_dir, d / version)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-        with os.fdopen(fd, "w") as f:
-            f.write(version)
-        os.replace(tmp, d / "current")
+        with atomic_folder(d / version) as tmp:
+            index.save(tmp)
+        atomic_write_text(d / "current", version)
         for p in d.glob("v*"):  # keep the previous version for readers of the old pointer
             if p.is_dir() and p.name < f"v{number - 1:06d}":
                 shutil.rmtree(p, ignore_errors=True)

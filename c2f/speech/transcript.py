@@ -4,13 +4,12 @@ beside a library's feature files so that an interrupted indexing run does not tr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from c2f.errors import FeatureFileError
 from c2f.features.store import Subtitle
+from c2f.shared_files import atomic_write_text
 
 TRANSCRIPT_FORMAT = "c2f-transcript-1"
 
@@ -56,18 +55,8 @@ class Transcript:
 
 
 def save_transcript(transcript: Transcript, path: str | Path) -> Path:
-    """Write atomically (temp file + rename): a killed run leaves the old file or none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(transcript.to_dict(), f, ensure_ascii=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write atomically (c2f.shared_files): a killed run leaves the old file or none."""
+    return atomic_write_text(path, json.dumps(transcript.to_dict(), ensure_ascii=False))
 
 
 def load_transcript(path: str | Path) -> Transcript:

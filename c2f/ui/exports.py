@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from c2f.errors import C2FError
-from c2f.shared_files import TEMP_PREFIX
+from c2f.shared_files import temporary_folder
 from c2f.ui.collection import LOCAL
 from c2f.ui.identity import VisitorKeys
 from c2f.ui.media import folder_bytes
@@ -51,9 +49,7 @@ class Exports:
         folder (replacing files of the same names) when they fit in `room`, the bytes their quota
         has left not counting the files they replace; else deleted, with the reason."""
         folder = self.folder(who)
-        folder.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=folder, prefix=TEMP_PREFIX))
-        try:
+        with temporary_folder(folder) as work:
             made = [Path(p) for p in make(work)]
             for p in made:
                 if p.parent != work or not _NAME.fullmatch(p.name):
@@ -65,10 +61,8 @@ class Exports:
                     f"the download ({size / 1e6:.1f} MB) does not fit in your disk quota: remove a video first"
                 )
             for p in made:
-                os.replace(p, folder / p.name)
+                os.replace(p, folder / p.name)  # complete files: each move is atomic
             return [folder / p.name for p in made]
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 __all__ = ["Exports"]
