@@ -30,11 +30,14 @@ demo: install
 lint: install-test
 	$(BIN)/ruff check .
 
-# The suite on every CPU path a user may have: bfloat16 encoders forced on, then off, then the tests
-# that touch numerics with torch and oneDNN limited to AVX2 (a CPU without AVX-512 or bf16).
+# The suite on every CPU path a user may have: the whole suite with bfloat16 encoders forced on, then
+# the tests whose results CPU kernels compute ("numerics": all but the modules listed in
+# tests/conftest.py NOT_NUMERICS) with float32 encoders, then again with torch and oneDNN limited
+# to AVX2 (a CPU without AVX-512 or bf16). The UI, parsing and store-bookkeeping tests compute
+# nothing on those paths, so they run once.
 test: lint
 	C2F_CPU_BF16=1 $(BIN)/python -m pytest -q $(ARGS)
-	C2F_CPU_BF16=0 $(BIN)/python -m pytest -q $(ARGS)
+	C2F_CPU_BF16=0 $(BIN)/python -m pytest -q -m numerics $(ARGS)
 	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -m numerics $(ARGS)
 
 # One pass only (for quick local runs): make test-once ARGS="tests/test_x.py"
