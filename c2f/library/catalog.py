@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS videos (
     subtitles TEXT,                   -- JSON list of subtitle cues, or NULL
     note TEXT                         -- what an indexed video went without (e.g. unreadable subtitles)
 );
+-- The highest key ever handed out (meta 'last_key'): keys are never reused, since faiss ids,
+-- cached index copies, saved index versions and vector-store rows are keyed by them. A trigger,
+-- so that every insert keeps it, whichever code makes it.
+CREATE TRIGGER IF NOT EXISTS videos_last_key AFTER INSERT ON videos BEGIN
+    INSERT INTO meta(key, value) VALUES ('last_key', NEW.key)
+    ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), NEW.key);
+END;
 """
 # Columns added after the first release: (name, declaration) added to older catalogs on open.
 ADDED_COLUMNS = (("note", "TEXT"),)
@@ -69,6 +76,11 @@ class Catalog:
                     except sqlite3.OperationalError as exc:  # another process added it first
                         if "duplicate column" not in str(exc):
                             raise
+            if not db.execute("SELECT 1 FROM meta WHERE key='last_key'").fetchall():
+                # a catalog from before the mark: its highest key is the best it knows
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) SELECT 'last_key', COALESCE(MAX(key), 0) FROM videos"
+                )
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -185,9 +197,13 @@ class Catalog:
     def insert_pending(
         self, video_id: str, name: str, content_hash: str, stored_path: str, is_copy: bool
     ) -> int:
+        """A new row, under a key never used before in this catalog (the row's number otherwise
+        comes back after the highest row is deleted)."""
         rows = self._write(
-            "INSERT INTO videos(video_id, name, content_hash, status, added_at, stored_path, is_copy) "
-            "VALUES (?, ?, ?, 'pending', ?, ?, ?) RETURNING key",
+            "INSERT INTO videos(key, video_id, name, content_hash, status, added_at, stored_path, is_copy) "
+            "VALUES (1 + MAX(COALESCE((SELECT MAX(key) FROM videos), 0), "
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='last_key'), 0)), "
+            "?, ?, ?, 'pending', ?, ?, ?) RETURNING key",
             (video_id, name, content_hash, time.time(), stored_path, int(is_copy)),
         )
         return int(rows[0]["key"])
