@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videogen import make_error_flood_ts, make_video
+from videogen import make_error_flood_ts, make_jumping_ts, make_repeated_timestamps_mkv, make_video
 
 from c2f.errors import CorruptVideoError
 from c2f.features import get_preset
 from c2f.features.extract import extract_features
 from c2f.speech.audio import SAMPLE_RATE, iter_audio, read_audio
 from c2f.video import iter_frames, probe_video
-from c2f.video.pipe import TAIL_BYTES, FfmpegPipe
+from c2f.video.pipe import TAIL_BYTES, FfmpegPipe, frame_limit
 from c2f.video.tools import ffmpeg_exe
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="children are read from /proc")
@@ -146,4 +146,57 @@ def test_a_failing_ffmpeg_gives_its_last_error_line(tmp_path):
         assert pipe.wait() != 0
         assert "No such file or directory" in pipe.last_line()
     pipe.close()  # closing twice is harmless
+    assert ffmpeg_children() == []
+
+
+# --- output bounded by the probed duration --------------------------------------------------------
+@pytest.fixture(scope="module")
+def jumping(tmp_path_factory) -> Path:
+    return make_jumping_ts(tmp_path_factory.mktemp("jump") / "jumping.ts")
+
+
+JUMP_LINE = r"jumping\.ts: ffmpeg gave more than \d+ {units}, more than 2\.0 s of it can hold \(timestamps that jump\?\)"
+
+
+@pytest.mark.timeout(60)
+def test_value_extraction_refuses_a_ts_whose_timestamps_jump(jumping, tmp_path, capsys):
+    # before: the fps filters filled the ~990 s of jumps with copies (29,790 frames at 30 fps)
+    with pytest.raises(CorruptVideoError, match=JUMP_LINE.format(units=r"frames at 0\.6667 fps")):
+        extract_features(jumping, get_preset("tiny-value"), device="cpu")
+    assert ffmpeg_children() == []
+    from c2f import cli
+
+    assert cli.main(["extract", str(jumping), "--out", str(tmp_path / "out"), "--preset", "tiny-value"]) == 1
+    assert re.search("skipped .*" + JUMP_LINE.format(units=r"frames at [\d.]+ fps"), capsys.readouterr().out)
+
+
+def test_the_30_fps_stream_stops_where_the_duration_ends(jumping):
+    from c2f.features.value import ffmpeg_command, iter_ffmpeg_frames, value_probe
+
+    duration = probe_video(jumping).duration
+    cmd = ffmpeg_command(jumping, 30, value_probe(jumping), 32)
+    limit = frame_limit(duration, 30, 32 * 32 * 3)
+    read = 0
+    with pytest.raises(CorruptVideoError, match=JUMP_LINE.format(units="frames at 30 fps")):
+        for frames in iter_ffmpeg_frames(cmd, 32, 90, str(jumping), limit):
+            read += len(frames)
+    allowed = math.ceil((1.25 * duration + 10) * 30)
+    assert limit.max_bytes == allowed * 32 * 32 * 3 and read <= allowed  # of 29,790: memory and time bounded
+    assert ffmpeg_children() == []
+
+
+def test_audio_past_the_probed_duration_is_refused(jumping):
+    heard = 0
+    with pytest.raises(CorruptVideoError, match=r"more than \d+ samples at 16 kHz, more than 2\.0 s"):
+        for chunk in iter_audio(jumping, chunk_seconds=1.0):
+            heard += len(chunk)
+    assert heard <= math.ceil((1.25 * 2.048 + 10) * SAMPLE_RATE)  # of the 32 s ffmpeg decodes
+    assert ffmpeg_children() == []
+
+
+def test_decoding_refuses_a_flood_of_frames_with_one_timestamp(tmp_path):
+    video = make_repeated_timestamps_mkv(tmp_path / "same.mkv", copies=200)  # 5,000 frames in 1 s
+    # before: all 3,800 frames up to the last sample time were read, and 2 samples returned
+    with pytest.raises(CorruptVideoError, match=r"more than 282 frames at 25 fps, more than 1\.0 s"):
+        list(iter_frames(video, fps=2, short_side=32, backend="ffmpeg"))
     assert ffmpeg_children() == []

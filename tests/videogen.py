@@ -192,6 +192,47 @@ def make_error_flood_ts(path: str | Path, seconds: float = 60.0, seed: int = 0) 
     return path
 
 
+def make_jumping_ts(path: str | Path) -> Path:
+    """A hostile MPEG-TS that ffprobe calls 2 s long: 1 s of frames, then 100 frames each 9.9 s after
+    the last (jumps under ffmpeg's 10 s discontinuity threshold, so nothing corrects them) with 30 s
+    of audio, then the 2 s that ffprobe sees, padded (-muxrate) past the ~250 KB it reads from the
+    end to estimate a TS's duration. ffmpeg's fps filter fills the ~990 s of jumps with copies
+    (29,790 frames at 30 fps, 274 MB at 64x48), the audio decodes to 32 s. 0.6 MB, made in ~1 s."""
+    path = Path(path)
+    jumps, tail = path.with_name(path.stem + ".jumps.ts"), path.with_name(path.stem + ".tail.ts")
+    video = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1"]
+    _run(
+        [
+            "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=5", "-f", "lavfi", "-i", "sine=sample_rate=8000:duration=30",
+            "-vf", "setpts='if(lt(N,25),N/25/TB,(1+(N-24)*9.9)/TB)'", "-frames:v", "125", *video, "-f", "mpegts", str(jumps),
+        ]
+    )  # fmt: skip
+    _run(
+        [
+            "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=2", "-f", "lavfi", "-i", "sine=sample_rate=8000:duration=2",
+            *video, "-muxrate", "1500k", "-f", "mpegts", str(tail),
+        ]
+    )  # fmt: skip
+    path.write_bytes(jumps.read_bytes() + tail.read_bytes())
+    jumps.unlink()
+    tail.unlink()
+    return path
+
+
+def make_repeated_timestamps_mkv(path: str | Path, copies: int = 200) -> Path:
+    """A 1 s Matroska file (25 fps by its header) whose every timestamp is shared by `copies` frames:
+    25 x copies frames, all of which ffmpeg passes through (-fps_mode passthrough)."""
+    path = Path(path)
+    _run(
+        [
+            "-f", "lavfi", "-i", f"testsrc2=s=32x32:r=25:d={copies}", "-vf", f"setpts='floor(N/{copies})/25/TB'",
+            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bf", "0",
+            str(path),
+        ]
+    )  # fmt: skip
+    return path
+
+
 def make_image(path: str | Path, size: tuple[int, int] = (64, 48)) -> Path:
     """A single still picture (format from the extension: .png, .jpg)."""
     path = Path(path)

@@ -51,7 +51,7 @@ from c2f.errors import EmptyVideoError, FeatureMismatchError, VideoError
 from c2f.features.settings import FeatureSettings
 from c2f.features.store import ClipFeatures, Subtitle, VideoMeta
 from c2f.video import VideoInfo
-from c2f.video.pipe import FfmpegPipe
+from c2f.video.pipe import FfmpegPipe, OutputLimit, frame_limit
 from c2f.video.tools import ffmpeg_exe
 
 S3D_FPS = 30  # mil-nce/extract.py --target_framerate
@@ -125,10 +125,13 @@ def clip_fps(probe: ValueProbe) -> float:
     return 1 / float(CLIP_SECONDS)
 
 
-def iter_ffmpeg_frames(cmd: list[str], size: int, chunk: int, path: str) -> Iterator[np.ndarray]:
-    """uint8 (t <= chunk, size, size, 3) from an ffmpeg rawvideo pipe; the process ends with the caller."""
+def iter_ffmpeg_frames(
+    cmd: list[str], size: int, chunk: int, path: str, limit: OutputLimit | None = None
+) -> Iterator[np.ndarray]:
+    """uint8 (t <= chunk, size, size, 3) from an ffmpeg rawvideo pipe; the process ends with the
+    caller. More than `limit` refuses the file (CorruptVideoError)."""
     frame_bytes = size * size * 3
-    with FfmpegPipe(cmd, path) as pipe:
+    with FfmpegPipe(cmd, path, limit=limit) as pipe:
         while True:
             raw = pipe.read(frame_bytes * chunk)  # writable (torch refuses read-only buffers)
             n = len(raw) // frame_bytes
@@ -190,14 +193,23 @@ def iter_s3d_clips(frames: Iterator[np.ndarray], pick: np.ndarray, limit: int | 
     yield clips_of(tail)
 
 
-def clip_stream_frames(path: str | Path, probe: ValueProbe, size: int) -> Iterator[np.ndarray]:
-    """The frames CLIP sees, uint8 (t, size, size, 3) groups, in order."""
-    yield from iter_ffmpeg_frames(ffmpeg_command(path, clip_fps(probe), probe, size), size, 64, str(path))
+def clip_stream_frames(
+    path: str | Path, probe: ValueProbe, size: int, duration: float = -1.0
+) -> Iterator[np.ndarray]:
+    """The frames CLIP sees, uint8 (t, size, size, 3) groups, in order; more than `duration`
+    (seconds, <= 0: unknown) allows refuses the file."""
+    fps = clip_fps(probe)
+    cmd = ffmpeg_command(path, fps, probe, size)
+    yield from iter_ffmpeg_frames(cmd, size, 64, str(path), frame_limit(duration, fps, size * size * 3))
 
 
-def s3d_stream_clips(path: str | Path, probe: ValueProbe, size: int, limit: int | None) -> Iterator[np.ndarray]:
-    """The clips S3D-G sees: uint8 (<= 2, 32, size, size, 3) groups, at most `limit` clips in all."""
-    frames = iter_ffmpeg_frames(ffmpeg_command(path, S3D_FPS, probe, size), size, 2 * S3D_CLIP_FRAMES, str(path))
+def s3d_stream_clips(
+    path: str | Path, probe: ValueProbe, size: int, limit: int | None, duration: float = -1.0
+) -> Iterator[np.ndarray]:
+    """The clips S3D-G sees: uint8 (<= 2, 32, size, size, 3) groups, at most `limit` clips in all;
+    more frames than `duration` (seconds, <= 0: unknown) allows refuses the file."""
+    cmd = ffmpeg_command(path, S3D_FPS, probe, size)
+    frames = iter_ffmpeg_frames(cmd, size, 2 * S3D_CLIP_FRAMES, str(path), frame_limit(duration, S3D_FPS, size * size * 3))
     try:
         yield from iter_s3d_clips(frames, s3d_frame_pick(probe.fps), limit)
     finally:
@@ -310,7 +322,11 @@ def extract_value_features(
     clip_size, s3d_size = settings.clip_image_size, settings.s3d_image_size
 
     # CLIP: few frames (one per 1.5 s), encoded in groups as they arrive
-    clip_vecs = [encode_clip_raw(clip_enc, frames) for frames in clip_stream_frames(path, probe, clip_size)]
+    # (both streams refuse more frames than C2F's probed duration allows: timestamps that jump
+    # make the fps filter fill the gap with copies, gigabytes of them)
+    clip_vecs = [
+        encode_clip_raw(clip_enc, frames) for frames in clip_stream_frames(path, probe, clip_size, info.duration)
+    ]
     n_clip = sum(len(v) for v in clip_vecs)
     if n_clip == 0:
         raise EmptyVideoError(path, "ffmpeg's fps filter gave no frame (no decodable video frame?)")
@@ -319,7 +335,7 @@ def extract_value_features(
 
     limit = s3d_clip_count(probe)
     limit = n_clip if limit is None else min(limit, n_clip)
-    clips = s3d_stream_clips(path, probe, s3d_size, limit)
+    clips = s3d_stream_clips(path, probe, s3d_size, limit, info.duration)
     group = clips_per_batch or 8  # clips per encoder call
     s3d_vecs: list[torch.Tensor] = []
     batch: list[np.ndarray] = []

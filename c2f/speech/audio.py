@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f.errors import CorruptVideoError, NotAFileError, NotAVideoError
-from c2f.video.pipe import FfmpegPipe
+from c2f.video.pipe import FfmpegPipe, duration_limit
 from c2f.video.tools import ffmpeg_exe, ffprobe_exe
 
 SAMPLE_RATE = 16_000  # Whisper's input rate
@@ -58,7 +58,9 @@ def iter_audio(path: str | Path, chunk_seconds: float = 30.0) -> Iterator[np.nda
         ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
         "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
-    with FfmpegPipe(cmd, str(path)) as pipe:
+    # more samples than the probed duration allows: refused (a duration that lies, timestamps that jump)
+    limit = duration_limit(info.duration, SAMPLE_RATE, _BYTES_PER_SAMPLE, f"samples at {SAMPLE_RATE // 1000} kHz")
+    with FfmpegPipe(cmd, str(path), limit=limit) as pipe:
         while True:
             data = pipe.read(chunk_bytes)
             usable = len(data) - len(data) % _BYTES_PER_SAMPLE

@@ -23,7 +23,7 @@ import numpy as np
 
 from c2f.environment import env_int
 from c2f.errors import CorruptVideoError, EmptyVideoError
-from c2f.video.pipe import FfmpegPipe
+from c2f.video.pipe import FfmpegPipe, frame_limit
 from c2f.video.probe import VideoInfo, probe_video
 from c2f.video.tools import ffmpeg_exe
 
@@ -277,7 +277,10 @@ def _iter_ffmpeg(path, info, times, short_side, chunk_frames, start: int = 0) ->
         "-",
     ]
     log = _ShowinfoLog()
-    with FfmpegPipe(cmd, path, on_line=log) as pipe:
+    # every decoded frame comes through: more than the probed duration holds is refused (a flood of
+    # frames with one timestamp would otherwise be read to its end)
+    limit = frame_limit(info.duration, max(info.fps, 1.0), ow * oh * 3)
+    with FfmpegPipe(cmd, path, on_line=log, limit=limit) as pipe:
         frames = _ffmpeg_frames(pipe, log, info, ow, oh)
         shown = next(frames, None)  # (frame (H, W, 3), pts) on screen at the current sample
         if shown is None:

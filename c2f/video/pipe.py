@@ -7,21 +7,57 @@ logs ~200 KB of decoding errors). So a thread reads stderr line by line, keeps o
 watchdog kills ffmpeg when a read of stdout waits `stall_s` without receiving a byte; the read then
 raises CorruptVideoError. Only time spent waiting for ffmpeg counts, not the caller's own work
 between reads (a slow encoder is not a stalled decoder). Closing kills and reaps ffmpeg: no zombie.
+
+A watchdog cannot see a decoder that makes too much: an MPEG-TS whose timestamps jump makes ffmpeg's
+fps filter fill the gap with copies of a frame (a 2 s file gave 274 MB of 64x48 frames at 30 fps,
+~5 GB at 224 px). So a reader may carry an `OutputLimit`, what the probed duration allows
+(`duration_limit`); past it, ffmpeg is killed and the read raises CorruptVideoError.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from c2f.errors import CorruptVideoError
 
 TAIL_BYTES = 64 * 1024  # the part of the log kept for messages
 DEFAULT_STALL_S = 60.0
 _LINE_LIMIT = 8192  # a line longer than this is read in pieces (no newline: still bounded)
+# What a probed duration allows: 25 % more, plus 10 s (stream and container durations, a GOP of
+# hidden edit-list frames, the fps filter's rounding). Timestamps that jump give orders of magnitude more.
+DURATION_SLACK, SLACK_S = 1.25, 10.0
+
+
+@dataclass(frozen=True)
+class OutputLimit:
+    """The most bytes a reader takes from ffmpeg, and why more is refused (ends the error line)."""
+
+    max_bytes: int
+    reason: str
+
+
+def duration_limit(duration: float, per_second: float, unit_bytes: int, units: str) -> OutputLimit | None:
+    """At most DURATION_SLACK x `duration` + SLACK_S seconds of `per_second` `units` of
+    `unit_bytes` each (e.g. frames at 30 fps); None when the duration is unknown (<= 0)."""
+    if not (duration > 0 and per_second > 0):
+        return None
+    allowed = math.ceil((DURATION_SLACK * duration + SLACK_S) * per_second)
+    return OutputLimit(
+        allowed * unit_bytes,
+        f"ffmpeg gave more than {allowed} {units}, more than {duration:.1f} s of it can hold "
+        "(timestamps that jump?)",
+    )
+
+
+def frame_limit(duration: float, fps: float, frame_bytes: int) -> OutputLimit | None:
+    """The frames at `fps` of `frame_bytes` each that `duration` seconds allow (None: unknown)."""
+    return duration_limit(duration, fps, frame_bytes, f"frames at {fps:.4g} fps")
 
 
 class FfmpegPipe:
@@ -37,9 +73,12 @@ class FfmpegPipe:
         path: str,
         stall_s: float = DEFAULT_STALL_S,
         on_line: Callable[[bytes], bool] | None = None,
+        limit: OutputLimit | None = None,
     ) -> None:
         self.path = path
         self.stall_s = stall_s
+        self.limit = limit
+        self.bytes_read = 0  # ffmpeg's output read so far
         self.log_bytes = 0  # everything ffmpeg logged, kept or not
         self._on_line = on_line
         self._tail: deque[bytes] = deque()
@@ -60,7 +99,7 @@ class FfmpegPipe:
     # --- the caller's side --------------------------------------------------------------------------
     def read(self, n: int) -> bytearray:
         """`n` bytes of ffmpeg's output (fewer only at its end), writable (numpy/torch take it as is).
-        Raises CorruptVideoError when ffmpeg gives nothing for `stall_s`."""
+        Raises CorruptVideoError when ffmpeg gives nothing for `stall_s`, or more than `limit`."""
         buf = bytearray(n)
         view = memoryview(buf)
         got = 0
@@ -80,6 +119,10 @@ class FfmpegPipe:
         view.release()
         if self._stalled:
             raise self._stall_error()
+        self.bytes_read += got
+        if self.limit is not None and self.bytes_read > self.limit.max_bytes:
+            self.close()
+            raise CorruptVideoError(self.path, self.limit.reason)
         del buf[got:]
         return buf
 
