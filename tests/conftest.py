@@ -54,6 +54,7 @@ NOT_NUMERICS = {
     "test_catalog",
     "test_cli_errors",
     "test_data_tvr",
+    "test_environment",
     "test_eval_predictions",
     "test_export",
     "test_import_tvr",
@@ -73,6 +74,7 @@ NOT_NUMERICS = {
     "test_video_decode",
     "test_video_pipe",
     "test_video_probe",
+    "test_video_worker_process",
 }
 
 
