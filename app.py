@@ -8,22 +8,29 @@ Run: python app.py [--host 0.0.0.0] [--port 7860] [--library DIR] [--mode zero-s
 
 from __future__ import annotations
 
-import gradio as gr
+from typing import TYPE_CHECKING
 
 from c2f.search.by_example import DEFAULT_EXAMPLE_WEIGHT
 from c2f.ui.examples import example_queries
-from c2f.ui.handlers import EXPORT_FORMATS, LIBRARY_COLUMNS, OUTCOME_COLUMNS, Handlers
-from c2f.ui.launch import serve
+from c2f.ui.launch import main
 from c2f.ui.player import EXPORT_PICKED_JS, RESULTS_CSS, RESULTS_JS
 from c2f.ui.service import SOURCES, UPLOAD_EXTENSIONS, AppService
 from c2f.ui.transcript import TRANSCRIPT_CSS
 from c2f.ui.zerogpu import on_zerogpu
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 
 def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
     """The demo's page. `cache_examples`: the example queries search the read-only showcase, the
     same for every visitor, and Gradio keeps each one's result after its first use (multi-user only:
     a local library changes with every upload, so its results cannot be kept)."""
+    # imported here, once the settings are checked: Gradio reads GRADIO_SERVER_PORT when imported
+    import gradio as gr
+
+    from c2f.ui.handlers import EXPORT_FORMATS, LIBRARY_COLUMNS, OUTCOME_COLUMNS, Handlers
+
     h = Handlers(service)
     multi = service.config.multi_user
     cache_examples = cache_examples and multi
@@ -200,4 +207,4 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    serve(build_demo)
+    raise SystemExit(main(build_demo))

@@ -10,10 +10,9 @@ import argparse
 import importlib
 import logging
 import os
-import sys
 
 from c2f import __version__
-from c2f.errors import C2FError
+from c2f.errors import C2FError, exit_status
 
 # Order is the order shown by --help.
 COMMANDS = ["extract", "import_tvr", "index", "transcribe", "library", "search", "train", "pretrain", "evaluate", "doctor"]
@@ -50,10 +49,6 @@ def check_device(requested: str | None) -> None:
         raise C2FError(f"{where} {choice!r}: there are {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,28 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
+
+    def run() -> int:
         if hasattr(args, "device"):
             check_device(args.device)
         return int(args.func(args) or 0)
-    except C2FError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:  # the machine refused (permission, disk full, a file where a folder goes)
-        if os.environ.get("C2F_DEBUG") == "1":
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug: one line here, the traceback on demand
-        if os.environ.get("C2F_DEBUG") == "1":
-            raise
-        message = _one_line(f"{type(exc).__name__}: {exc}")
-        print(f"error: {message} (run with C2F_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+
+    return exit_status(run)
 
 
 if __name__ == "__main__":

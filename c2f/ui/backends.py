@@ -10,6 +10,18 @@ from c2f.errors import C2FError
 from c2f.search import list_checkpoints, load_backend
 
 
+def known_modes() -> list[str]:
+    """The demo's modes: zero-shot, tiny, and learned:<name> per checkpoint under checkpoints/."""
+    return ["zero-shot", "tiny", *(f"learned:{name}" for name in list_checkpoints())]
+
+
+def check_mode(mode: str) -> None:
+    """Refuse a mode that is not one of `known_modes()`, in one line naming them."""
+    modes = known_modes()
+    if mode not in modes:
+        raise C2FError(f"unknown mode {mode!r}: choose one of {', '.join(modes)}")
+
+
 class Backends:
     def __init__(self, device: str | None = None) -> None:
         self.device = device
@@ -20,7 +32,7 @@ class Backends:
         self._lock = threading.Lock()  # guards the dicts only; never held while loading
 
     def modes(self) -> list[str]:
-        return ["zero-shot", "tiny", *(f"learned:{name}" for name in list_checkpoints())]
+        return known_modes()
 
     def get(self, mode: str):
         """The backend of `mode`, loaded once per process; other modes never wait for it, and a
@@ -37,8 +49,7 @@ class Backends:
                     return self._loaded[mode]
                 if mode in self._errors:
                     raise self._errors[mode]
-            if mode not in self.modes():
-                raise C2FError(f"unknown mode {mode!r}: choose one of {', '.join(self.modes())}")
+            check_mode(mode)
             kind, _, ckpt = mode.partition(":")
             try:
                 backend = load_backend(kind, ckpt or None, self.device)
@@ -86,4 +97,4 @@ class Backends:
         return found
 
 
-__all__ = ["Backends"]
+__all__ = ["Backends", "check_mode", "known_modes"]

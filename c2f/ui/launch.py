@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from c2f.environment import env_float, env_int
+from c2f.errors import exit_status
 
 PERSISTENT_STORAGE = Path("/data")  # a Space's persistent storage, when it has some
 
@@ -104,16 +105,26 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     )
 
 
+def main(build_demo: Callable, argv: list[str] | None = None) -> int:
+    """`python app.py`: `serve`, a bad setting (a variable, a flag, an unknown mode) told in one
+    line on stderr, `error: <message>`, exit status 2, as the CLI does. `build_demo` imports
+    Gradio itself: Gradio reads GRADIO_SERVER_PORT with int() when it is imported, and raises a
+    bare ValueError on a value this parser names in one line."""
+    return exit_status(lambda: serve(build_demo, argv))
+
+
 def serve(build_demo: Callable, argv: list[str] | None = None) -> None:
     """Start the service, build the page with `build_demo(service, cache_examples)` and serve it
     until the process ends."""
+    settings = parse_args(argv)
     from c2f.ui.zerogpu import import_spaces_first
 
     import_spaces_first()  # before anything can touch CUDA (ZeroGPU refuses it afterwards)
+    from c2f.ui.backends import check_mode
     from c2f.ui.media_route import add_media_route
     from c2f.ui.service import AppConfig, AppService
 
-    settings = parse_args(argv)
+    check_mode(settings.mode)
     config = AppConfig(
         library_root=settings.library,
         mode=settings.mode,
@@ -148,4 +159,4 @@ def serve(build_demo: Callable, argv: list[str] | None = None) -> None:
     demo.block_thread()
 
 
-__all__ = ["LaunchSettings", "default_library", "parse_args", "serve"]
+__all__ = ["LaunchSettings", "default_library", "main", "parse_args", "serve"]
