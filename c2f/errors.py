@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class C2FError(Exception):
@@ -16,6 +17,16 @@ class C2FError(Exception):
 
 
 # --- videos --------------------------------------------------------------------------------------
+def reason_about(file: str | os.PathLike, message: str) -> str:
+    """`message` without the path of `file` it begins with (a VideoError's, a subtitle error's
+    "PATH: reason"), so that a line naming the file, "skipped FILE: ...", names it once. `file`
+    may be the file's name alone; a message about something else is returned unchanged."""
+    head, sep, rest = message.partition(": ")
+    if sep and head and Path(head).name == Path(file).name:
+        return rest
+    return message
+
+
 class VideoError(C2FError):
     """A video could not be used; `path` names the file."""
 

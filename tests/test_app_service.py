@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from videogen import make_video, write_srt
+from videogen import make_text_file_as_video, make_video, write_srt
 
 from c2f.analysis import evaluate_library
 from c2f.errors import C2FError
@@ -186,6 +186,11 @@ def test_subtitle_files_have_their_own_cap_and_count_towards_the_quota(tmp_path)
     assert service.index("tiny", [c], who=who).added == ["c.mp4"]
     gone = up / "8" / "d.mp4"  # an upload indexed (and discarded) before, sent again by its page
     assert service.index("tiny", [gone], who=who).failed == [("d.mp4", GONE)]
+    (up / "9").mkdir()
+    text = make_text_file_as_video(up / "9" / "e.mp4")  # named once: before, "(/tmp/.../e.mp4: Invalid data ...)"
+    assert service.index("tiny", [text], who=who).failed == [
+        ("e.mp4", "not a video file ffmpeg can read (Invalid data found when processing input)")
+    ]
 
 
 def test_past_a_global_cap_the_demo_is_full_and_nothing_else_breaks(tmp_path):

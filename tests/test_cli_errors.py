@@ -247,6 +247,31 @@ def test_an_argument_without_videos_next_to_good_files_gets_one_line(capsys, tmp
     assert ("1 added" in captured.out) if command == "index" else ("1 of 1 videos extracted" in captured.out)
 
 
+@pytest.mark.parametrize("command", ["extract", "index"])
+def test_a_refused_file_is_one_line_naming_it_once(capsys, tmp_path, command):
+    from videogen import make_text_file_as_video
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    refused = {
+        make_text_file_as_video(folder / "notes.mp4"): "not a video file ffmpeg can read (Invalid data found",
+        folder / "empty.mp4": "the file is empty (0 bytes)",
+    }
+    (folder / "empty.mp4").write_bytes(b"")
+    where = {"extract": ["--out", str(tmp_path / "feats"), "--preset", "tiny-clip-only"]}
+    where["index"] = ["--library", str(tmp_path / "lib"), "--preset", "tiny-clip-only"]
+    assert cli.main([command, str(folder), *where[command], "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if "%|" not in line]  # no bars
+    for path, reason in refused.items():
+        # before: "skipped DIR/notes.mp4: DIR/notes.mp4: not a video file ffmpeg can read (DIR/notes.mp4:
+        # Invalid data ...)", and again at the end as "  failed: ..." (index: "failed: notes.mp4: DIR/...")
+        naming = [line for line in lines if path.name in line]
+        named = str(path) if command == "extract" else path.name
+        assert len(naming) == 1 and naming[0].count(path.name) == 1, naming
+        assert naming[0].strip().startswith(f"{'skipped' if command == 'extract' else 'failed:'} {named}: {reason}")
+
+
 # --- numbers in the environment --------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "value", "line", "workers"),

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from c2f.commands.index import videos_from_arguments
-    from c2f.errors import C2FError
+    from c2f.errors import C2FError, reason_about
     from c2f.features import get_preset
     from c2f.features.extract import ExtractOutcome, extract_to_dir
     from c2f.features.parallel import decode_workers
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         bar.n = index + (done / total if total > 0 else 1.0)
         bar.set_postfix_str(videos[index].name[:30], refresh=True)
 
-    def on_outcome(outcome: ExtractOutcome) -> None:
+    def on_outcome(outcome: ExtractOutcome) -> None:  # a refused video: one line, as it happens
         if outcome.error is not None:
-            tqdm.write(f"skipped {outcome.video}: {outcome.error}")
+            tqdm.write(f"skipped {outcome.video}: {reason_about(outcome.video, outcome.error)}")
 
     outcomes = extract_to_dir(
         videos,
@@ -76,9 +76,8 @@ def run(args: argparse.Namespace) -> int:
     bar.n = len(videos)
     bar.close()
     failures = [o for o in outcomes if o.error is not None]
+    skipped = f"; {len(failures)} skipped (above)" if failures else ""
     print(
-        f"{len(videos) - len(failures)} of {len(videos)} videos extracted to {out} (preset {settings.preset})"
+        f"{len(videos) - len(failures)} of {len(videos)} videos extracted to {out} (preset {settings.preset}){skipped}"
     )
-    for outcome in failures:
-        print(f"  failed: {outcome.video}: {outcome.error}")
     return 1 if failures or without_videos else 0

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from c2f.errors import reason_about
+
 if TYPE_CHECKING:
     from c2f.features import FeatureSettings
     from c2f.library import Library
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     for name, video_id in report.duplicates:
         print(f"  duplicate: {name} (same content as {video_id})")
     for name, message in report.failed:
-        print(f"  failed: {name}: {message}")
+        print(f"  failed: {name}: {reason_about(name, message)}")
     for name, message in report.warnings:  # indexed, but without something (e.g. unreadable subtitles)
-        print(f"  warning: {name}: {message}")
+        print(f"  warning: {name}: {reason_about(name, message)}")
     return 1 if report.failed or without_videos else 0

@@ -9,6 +9,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from c2f.commands.index import add_library_argument, library_folder
+from c2f.errors import reason_about
 
 if TYPE_CHECKING:
     from c2f.library import Library
@@ -105,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     report = library.resume(transcriber=resume_transcriber(args, library))
     print(f"{len(report.added)} resumed, {len(report.failed)} failed")
     for name, message in report.failed:
-        print(f"  failed: {name}: {message}")
+        print(f"  failed: {name}: {reason_about(name, message)}")
     return 1 if report.failed else 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from c2f.errors import CorruptVideoError, NotAFileError, NotAVideoError
 from c2f.video.pipe import FfmpegPipe, duration_limit
-from c2f.video.tools import ffmpeg_exe, ffprobe_exe
+from c2f.video.tools import ffmpeg_exe, ffprobe_complaint, ffprobe_exe
 
 SAMPLE_RATE = 16_000  # Whisper's input rate
 _BYTES_PER_SAMPLE = 4  # float32
@@ -37,7 +37,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
     cmd = [ffprobe_exe(), "-v", "error", "-show_streams", "-show_format", "-of", "json", str(p)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["ffprobe could not read it"])[-1]
+        why = ffprobe_complaint(proc.stderr, p)
         raise NotAVideoError(str(p), f"not a media file ffmpeg can read ({why})")
     meta = json.loads(proc.stdout or "{}")
     audio = [s for s in meta.get("streams", []) if s.get("codec_type") == "audio"]

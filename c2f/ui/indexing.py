@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from c2f.errors import C2FError
+from c2f.errors import C2FError, reason_about
 from c2f.ui.collection import Collection
 from c2f.ui.media import MediaFiles
 from c2f.ui.quotas import UploadPlan
@@ -49,7 +49,7 @@ def index_upload(
     return IndexOutcome(
         [r.name for r in report.added],
         [n for n, _ in report.duplicates],
-        failed + [(n, why) for n, why in report.failed],
+        failed + [(n, reason_about(n, why)) for n, why in report.failed],  # the name said once
     )
 
 

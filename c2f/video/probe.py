@@ -11,7 +11,7 @@ from pathlib import Path
 import ffmpeg
 
 from c2f.errors import CorruptVideoError, EmptyVideoError, NotAFileError, NotAVideoError, NoVideoStreamError
-from c2f.video.tools import ffprobe_exe
+from c2f.video.tools import ffprobe_complaint, ffprobe_exe
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     try:
         meta = ffmpeg.probe(str(p), cmd=ffprobe_exe())
     except ffmpeg.Error as exc:
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        why = detail[-1] if detail else "ffprobe could not read it"
+        why = ffprobe_complaint((exc.stderr or b"").decode(errors="replace"), p)
         if _looks_like_media(p):
             raise CorruptVideoError(str(p), f"the video file is damaged or truncated ({why})") from None
         raise NotAVideoError(str(p), f"not a video file ffmpeg can read ({why})") from None

@@ -46,6 +46,13 @@ def ffprobe_exe() -> str:
     )
 
 
+def ffprobe_complaint(log: str, path: str | Path) -> str:
+    """The reason in ffprobe's log (its last line), without the file's path that it begins with:
+    the VideoError carrying it names the file already."""
+    lines = log.strip().splitlines()
+    return lines[-1].strip().removeprefix(f"{path}: ") if lines else "ffprobe could not read it"
+
+
 def ffmpeg_to_file(args: list[str], out: str | Path, what: str, timeout: float) -> Path:
     """`ffmpeg -v error -y ARGS OUT` within `timeout` seconds (its log is read whole when it ends:
     nothing streams, so no pipe can fill up); C2FError "could not make WHAT: <ffmpeg's last line>"
