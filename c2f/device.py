@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import torch
 
+from c2f.environment import env_flag
+
 
 def pick_device(requested: str | None = None) -> torch.device:
     """`requested` ('cpu', 'cuda', 'cuda:1', 'auto' or None). Env C2F_DEVICE overrides 'auto'."""
@@ -46,11 +48,9 @@ def full_precision() -> Iterator[None]:
 
 def forced_cpu_bf16() -> bool | None:
     """C2F_CPU_BF16=1 forces the CPU encoders into bfloat16, =0 into float32; None (unset) lets
-    them measure which is faster here (c2f/encoders/tuning.py)."""
-    forced = os.environ.get("C2F_CPU_BF16")
-    if forced in ("0", "1"):
-        return forced == "1"
-    return None
+    them measure which is faster here (c2f/encoders/tuning.py). Another value is an
+    EnvironmentSettingError."""
+    return env_flag("C2F_CPU_BF16", None)  # another value is refused in one line, never ignored
 
 
 @functools.cache

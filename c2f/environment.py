@@ -1,6 +1,8 @@
-"""Numbers read from environment variables (C2F_*, and the platform's GRADIO_SERVER_PORT): the one
-parser, so a value that is not a number of the accepted kind is one line naming the variable and
-what it takes (the CLI prints `error: ...` and exits 2), never a bare ValueError from int().
+"""Settings read from environment variables (C2F_*, and the platform's GRADIO_SERVER_PORT): the one
+parser of numbers (`env_int`, `env_float`), switches (`env_flag`: 0 or 1) and named choices
+(`env_choice`), so a value it does not accept is one line naming the variable and what it takes
+(the CLI prints `error: ...` and exits 2), never a bare ValueError from int() nor a value silently
+taken for the default.
 
 Unset or blank means the default.
 """
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 from c2f.errors import C2FError
 
 Default = TypeVar("Default", int, float, None)  # what an unset variable gives
+Value = TypeVar("Value")
 
 
 class EnvironmentSettingError(C2FError, ValueError):
@@ -69,4 +72,24 @@ def env_float(
     return _number(name, default, float, "number", minimum, None, env)
 
 
-__all__ = ["EnvironmentSettingError", "env_float", "env_int"]
+def env_choice(
+    name: str, default: Value, choices: Mapping[str, Value], *, env: Mapping[str, str] | None = None
+) -> Value:
+    """What `choices` maps the value of `name` to (matched without regard to case), `default` when
+    unset or blank; another value is refused, the line naming every accepted one."""
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in choices:
+        accepted = list(choices)
+        said = " or ".join(accepted) if len(accepted) <= 2 else f"one of {', '.join(accepted)}"
+        raise EnvironmentSettingError(f"{name}={raw!r}: give {said}")
+    return choices[raw.lower()]
+
+
+def env_flag(name: str, default: Value, *, env: Mapping[str, str] | None = None) -> bool | Value:
+    """A switch: 1 (on) or 0 (off); `default` when unset or blank (None: let the program decide)."""
+    return env_choice(name, default, {"0": False, "1": True}, env=env)
+
+
+__all__ = ["EnvironmentSettingError", "env_choice", "env_flag", "env_float", "env_int"]

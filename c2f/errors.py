@@ -1,14 +1,12 @@
 """Typed errors with messages a user can act on.
 
 Every error raised on purpose by C2F derives from `C2FError`; the CLI and the UI show its message
-as is, never a traceback (`exit_status`: how a program run from a shell reports one).
+as is, never a traceback (`c2f.cli.exit_status`: how a program run from a shell reports one).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -114,30 +112,3 @@ class QueryError(C2FError):
 class LibraryError(C2FError):
     """The video library cannot do what was asked (empty, unknown video, locked, ...)."""
 
-
-# --- how a program reports a failure -------------------------------------------------------------
-def exit_status(main: Callable[[], int | None]) -> int:
-    """The exit status of `main()` for a program run from a shell (`python -m c2f`, `python
-    app.py`): a failure is one line on stderr, `error: <message>`, never a traceback. 2 for an
-    intentional error or one the machine gave (permission, disk full: the file named), 130 for
-    Ctrl-C, 1 for a bug (its traceback with C2F_DEBUG=1)."""
-    try:
-        return int(main() or 0)
-    except C2FError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:  # the machine refused (permission, disk full, a file where a folder goes)
-        if os.environ.get("C2F_DEBUG") == "1":
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug: one line here, the traceback on demand
-        if os.environ.get("C2F_DEBUG") == "1":
-            raise
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())
-        print(f"error: {message} (run with C2F_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1

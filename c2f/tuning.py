@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from c2f import __version__
-from c2f.environment import EnvironmentSettingError
+from c2f.environment import EnvironmentSettingError, env_choice
 from c2f.shared_files import atomic_write_text, exclusive_lock
 
 Setting = dict[str, Any]  # one candidate, JSON-serialisable: {"dtype": "bfloat16", "batch": 8}
@@ -138,6 +138,13 @@ def _write_cache(key: str, choice: Choice) -> None:
         pass  # a read-only home only costs a re-measurement next time
 
 
+def tuning_on() -> bool:
+    """C2F_TUNING: on (measure, the default) or off (the first candidate of each task, unmeasured);
+    another value is refused in one line."""
+    words = {"on": True, "off": False, "1": True, "0": False, "true": True, "false": False}
+    return env_choice("C2F_TUNING", True, words)
+
+
 def env_name(task: str) -> str:
     return "C2F_TUNE_" + "".join(c if c.isalnum() else "_" for c in task.upper())
 
@@ -188,7 +195,7 @@ def choose(
     unmeasured = None
     if override is not None:
         unmeasured = Choice(task, shape, {**candidates[0], **override}, "env")
-    elif os.environ.get("C2F_TUNING", "").lower() in ("off", "0", "false"):
+    elif not tuning_on():
         unmeasured = Choice(task, shape, dict(candidates[0]), "off")
     if unmeasured is not None:
         with _lock:  # recorded too, so that `c2f doctor` shows what is in force

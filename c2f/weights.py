@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from c2f.environment import env_flag
 from c2f.errors import CheckpointError, MissingWeightsError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def checkpoints_dir() -> Path:
 
 
 def offline() -> bool:
-    return os.environ.get("C2F_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    return env_flag("C2F_OFFLINE", False) or os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from c2f.environment import EnvironmentSettingError, env_float, env_int
+from c2f import cli
+from c2f.environment import EnvironmentSettingError, env_choice, env_flag, env_float, env_int
 from c2f.errors import C2FError
 from c2f.ui.config import AppConfig
 from c2f.ui.launch import parse_args
@@ -64,6 +65,54 @@ def test_the_demo_port_and_limits_from_the_environment():
         assert str(caught.value) == line
 
 
+
+def test_switches_are_0_or_1_and_choices_name_what_they_accept():
+    env = {"ON": "1", "OFF": " 0 ", "BLANK": "", "WORD": "Off"}
+    assert env_flag("ON", None, env=env) is True and env_flag("OFF", None, env=env) is False
+    assert env_flag("BLANK", None, env=env) is None and env_flag("NONE", True, env=env) is True
+    assert env_choice("WORD", True, {"on": True, "off": False}, env=env) is False  # any case
+    for call, line in [
+        (lambda: env_flag("X", None, env={"X": "yes"}), "X='yes': give 0 or 1"),
+        (lambda: env_flag("X", None, env={"X": "2"}), "X='2': give 0 or 1"),
+        (lambda: env_choice("X", 1, {"a": 1, "b": 2, "c": 3}, env={"X": "d"}), "X='d': give one of a, b, c"),
+    ]:
+        with pytest.raises(EnvironmentSettingError) as caught:
+            call()
+        assert str(caught.value) == line
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("C2F_CPU_BF16", "yes", "0 or 1"),  # before: taken as unset, the dtype measured
+        ("C2F_CPU_BF16", "2", "0 or 1"),
+        ("C2F_TUNING", "of", "one of on, off, 1, 0, true, false"),  # before: measured
+        ("C2F_OFFLINE", "true", "0 or 1"),  # before: online
+        ("C2F_DEBUG", "yes", "0 or 1"),  # before: no traceback
+    ],
+)
+def test_a_bad_switch_is_the_runs_one_line_before_any_work(monkeypatch, capsys, tmp_path, name, value, accepted):
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "features"
+    status = cli.main(["extract", str(tmp_path / "v.mp4"), "--out", str(out), "--preset", "tiny"])
+    assert (status, capsys.readouterr().err) == (2, f"error: {name}={value!r}: give {accepted}\n")
+    assert not out.exists()  # before: each video failed with it (C2F_CPU_BF16) or it was ignored
+
+
+def test_the_bf16_switch_read_by_the_encoders(monkeypatch):
+    from c2f.device import forced_cpu_bf16
+
+    for value, forced in [("0", False), ("1", True), ("", None)]:
+        monkeypatch.setenv("C2F_CPU_BF16", value)
+        assert forced_cpu_bf16() is forced
+    monkeypatch.setenv("C2F_CPU_BF16", "yes")
+    with pytest.raises(EnvironmentSettingError, match=r"^C2F_CPU_BF16='yes': give 0 or 1$"):
+        forced_cpu_bf16()  # before: None, as if unset
+    for env in ({"C2F_MULTI_USER": "yes"}, {"C2F_CACHE_EXAMPLES": "on"}):
+        with pytest.raises(EnvironmentSettingError, match=r"give 0 or 1$"):
+            parse_args([], env)  # before: off, silently
+    assert parse_args([], {"SPACE_ID": "a/b", "C2F_CACHE_EXAMPLES": "0"}).cache_examples is False
+
 def test_python_app_py_with_a_bad_setting_is_one_line_and_exit_status_2(tmp_path):
     """As the CLI: `error: <message>` on stderr, exit 2, no traceback, nothing made."""
     cases = [  # (extra environment, flags, the line)
@@ -71,6 +120,8 @@ def test_python_app_py_with_a_bad_setting_is_one_line_and_exit_status_2(tmp_path
         ({"C2F_MAX_UPLOAD_MB": "-3"}, [], "error: C2F_MAX_UPLOAD_MB='-3': give a whole number >= 0"),
         ({"C2F_INDEX_SLOTS": "0"}, [], "error: C2F_INDEX_SLOTS='0': give a whole number >= 1"),
         ({}, ["--mode", "bogus"], "error: unknown mode 'bogus': choose one of zero-shot, tiny"),
+        ({"C2F_CPU_BF16": "yes"}, [], "error: C2F_CPU_BF16='yes': give 0 or 1"),
+        ({"C2F_MULTI_USER": "true"}, [], "error: C2F_MULTI_USER='true': give 0 or 1"),
     ]
     runs = []
     for i, (env, flags, line) in enumerate(cases):

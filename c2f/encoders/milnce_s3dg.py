@@ -17,7 +17,6 @@ Module names equal the keys of the released `s3d_howto100m.pth`, which loads str
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from c2f.device import full_precision, pick_device
+from c2f.device import forced_cpu_bf16, full_precision, pick_device
 from c2f.encoders.clip import resize_center_crop
 from c2f.errors import CheckpointError
 from c2f.weights import resolve_weights
@@ -302,7 +301,7 @@ class MilNceS3DGEncoder:
         # float32 on every device, never under autocast (MIL-NCE's and HERO's extractor precision),
         # or bfloat16 on a CPU when C2F_CPU_BF16=1 (not measured per machine, unlike the other
         # encoders: on one AMX Xeon bfloat16 3D convolutions ran slower than float32)
-        cpu_bf16 = self.device.type == "cpu" and os.environ.get("C2F_CPU_BF16") == "1"
+        cpu_bf16 = self.device.type == "cpu" and forced_cpu_bf16() is True
         self.dtype = torch.bfloat16 if cpu_bf16 else torch.float32
         self.model = model.eval().to(self.device, self.dtype)
         # Clips per forward pass: on the CPU one full-size clip's activations (~50 MB after the

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from c2f.environment import env_float, env_int
-from c2f.errors import exit_status
+from c2f.cli import check_switches, exit_status
+from c2f.environment import env_flag, env_float, env_int
 
 PERSISTENT_STORAGE = Path("/data")  # a Space's persistent storage, when it has some
 
@@ -81,13 +81,13 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     p.add_argument(
         "--multi-user",
         action=argparse.BooleanOptionalAction,
-        default=on_space or get("C2F_MULTI_USER", "0") == "1",
+        default=env_flag("C2F_MULTI_USER", on_space, env=env),
         help="a private library per visitor and a shared read-only showcase (default on a Space)",
     )
     p.add_argument(
         "--cache-examples",
         action=argparse.BooleanOptionalAction,
-        default=get("C2F_CACHE_EXAMPLES", "1" if on_space else "0") == "1",
+        default=env_flag("C2F_CACHE_EXAMPLES", on_space, env=env),
         help="cache the example queries' results over the showcase on first use (--multi-user only; "
         "default on a Space)",
     )
@@ -125,6 +125,7 @@ def serve(build_demo: Callable, argv: list[str] | None = None) -> None:
     from c2f.ui.service import AppConfig, AppService
 
     check_mode(settings.mode)
+    check_switches()
     config = AppConfig(
         library_root=settings.library,
         mode=settings.mode,
