@@ -110,7 +110,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 exact_cuts = gr.Checkbox(False, label="Exact cuts (clips re-encoded)", elem_id="exact-cuts", scale=1)
                 export_btn = gr.Button("Export", elem_id="export-btn", scale=1)
             picked = gr.Textbox(visible=False)  # the ticked ranks, read from the page by EXPORT_PICKED_JS
-            export_file = gr.File(label="Download", elem_id="export-file", height=80)
+            export_file = gr.File(label="Download", elem_id="export-file", visible=False)  # shown with a file
             with gr.Accordion("Raw result (JSON)", open=False):
                 raw.render()
         with gr.Tab("Library"):
@@ -150,7 +150,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
                 headers=OUTCOME_COLUMNS, label="Per query (select a row)", interactive=False
             )
             query_view = gr.HTML(elem_id="query-view", css_template=RESULTS_CSS, apply_default_css=False)
-            export = gr.File(label="Predictions (TVR format)")
+            export = gr.File(label="Predictions (TVR format)", elem_id="predictions-file", visible=False)
 
         library_outputs = [index_status, table, to_remove]
         private = dict(api_name=False, queue=False)
@@ -192,7 +192,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
             api_name="export",
             concurrency_id="exports",
             concurrency_limit=None,  # clips take a fair job slot of their own (c2f.ui.jobs)
-        )
+        ).success(h.show_file, None, export_file, **private)
         ann_example.click(h.example_annotations, None, ann, **private)
         run_btn.click(
             h.run_analysis,
@@ -200,7 +200,7 @@ def build_demo(service: AppService, cache_examples: bool = False) -> gr.Blocks:
             [metrics, outcomes, export, last_eval, query_view],
             api_name="evaluate",
             **jobs,
-        )
+        ).success(h.show_file, None, export, **private)
         outcomes.select(h.select_query, [last_eval], query_view, **private)
         demo.load(h.page_load, [mode, token], [token, table, to_remove], **private)
     return demo

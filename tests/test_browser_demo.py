@@ -47,9 +47,20 @@ def check_results_view(page) -> None:
     assert [re.match(r"(\d+)\. (\S+)", c).groups() for c in captions] == [
         (str(k), n) for k, n in enumerate(names, 1)
     ], (captions, cards)
-    legend = page.locator(".c2f-legend").first.inner_text()
+    legend = page.locator(".c2f-legend").first
     for series in ("importance", "start probability", "end probability", "predicted span"):
-        assert series in legend
+        assert series in legend.inner_text()
+    # each band is in its rank's colour, the swatch by that rank in the table, and the legend shows
+    # every colour a band has (before: cycling colours, the legend showing the first alone)
+    stripes = legend.locator("span", has_text="predicted span").locator("rect")
+    legend_colours = set(stripes.evaluate_all("rects => rects.map((r) => r.getAttribute('fill'))"))
+    band_colours = {}
+    for band in page.locator(".c2f-span").all():
+        rank = band.get_attribute("data-rank")
+        band_colours[rank] = band.locator("rect").get_attribute("fill")
+        swatch = page.locator(f"#moments tr[data-rank='{rank}'] .c2f-swatch rect").get_attribute("fill")
+        assert swatch == band_colours[rank], (rank, swatch, band_colours[rank])
+    assert len(set(band_colours.values())) > 1 and set(band_colours.values()) <= legend_colours
     rows = [r.locator("td").all_inner_texts() for r in page.locator("#moments tbody tr").all()]
     bands = page.locator(".c2f-span")
     assert bands.count() == len(rows) > 0

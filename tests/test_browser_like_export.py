@@ -77,9 +77,13 @@ def test_more_like_this_picture_and_export_in_the_browser(tmp_path):
         for rank in (1, 3):
             page.locator(f"#moments .c2f-take[value='{rank}']").check()
         page.get_by_label("CSV").check()
+        box = page.locator("#export-file")
+        expect(box).to_be_hidden()  # before: an empty box of ~300 px under the Export button
         page.locator("#export-btn").click()
         link = page.locator("#export-file a").first
         expect(link).to_be_visible(timeout=30_000)
+        assert box.bounding_box()["height"] < 200, box.bounding_box()
+        page.screenshot(path=str(artifacts / "demo_export.png"), full_page=True)
         with page.expect_download() as download:
             link.click()
         text = Path(download.value.path()).read_text()

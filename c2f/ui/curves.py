@@ -1,6 +1,8 @@
 """The curves of the design: for each top video, one panel (small multiples, captioned with the
 video's rank and name) drawing its importance curve, its start and end probabilities, and every
-predicted span as a band labelled by its rank and score (the ranks of the moments table).
+predicted span as a band labelled by its rank and score (the ranks of the moments table), in its
+rank's colour (`span_colour`: the swatch by the rank in the moments table, a few colours in turn,
+so that neighbouring bands stay apart); the legend shows them all.
 
 Plain SVG inside the results block: the browser draws it with the rest of the block, in one
 render. Hovering a panel reads out the time and the scores under the pointer; clicking a band
@@ -20,7 +22,7 @@ from c2f.search.types import Moment, VideoResult
 
 WIDTH, HEIGHT = 900, 110  # the SVG's user units (it scales to the page's width)
 LEFT, RIGHT, TOP, BOTTOM = 34, 8, 6, 20  # margins around the plotting area
-SPAN_COLOURS = ["#fdae61", "#abd9e9", "#d9ef8b", "#f4a6c6", "#c2a5cf"]
+SPAN_COLOURS = ["#fdae61", "#abd9e9", "#d9ef8b", "#f4a6c6", "#c2a5cf"]  # by rank, in turn
 SERIES = (  # (class, colour, label, dash)
     ("c2f-imp", "#253494", "importance", ""),
     ("c2f-start", "#1a9850", "start probability (scaled to its peak)", "5 3"),
@@ -31,6 +33,7 @@ CURVES_CSS = """
 .c2f-legend { display: flex; flex-wrap: wrap; gap: 14px; font-size: 12px; margin: 8px 0 2px; }
 .c2f-legend span { display: inline-flex; align-items: center; gap: 4px; }
 .c2f-legend svg { width: 26px; height: 10px; }
+.c2f-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px; vertical-align: -1px; }
 .c2f-curve { margin: 4px 0 10px; position: relative; }
 .c2f-curve figcaption { font-size: 13px; margin-bottom: 2px; }
 .c2f-curve svg { width: 100%; height: auto; display: block; cursor: crosshair; }
@@ -83,16 +86,31 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else values
 
 
-def legend_html(with_truth: bool = False, seekable: bool = True) -> str:
+def span_colour(rank: int) -> str:
+    """The colour of the moment ranked `rank` (from 1): its band in the curves, its swatch in the
+    moments table."""
+    return SPAN_COLOURS[(rank - 1) % len(SPAN_COLOURS)]
+
+
+def swatch_html(rank: int) -> str:
+    """A small square in moment `rank`'s colour (the moments table's rank cell)."""
+    return f'<svg class="c2f-swatch" viewBox="0 0 10 10"><rect width="10" height="10" fill="{span_colour(rank)}"/></svg>'
+
+
+def legend_html(with_truth: bool = False, in_table: bool = True) -> str:
+    """What the panels draw. `in_table`: the results view, whose moments table shows each rank's
+    colour and whose bands seek the player; else the error analysis's one panel."""
     items = [
         f'<span><svg viewBox="0 0 26 10"><line x1="0" y1="5" x2="26" y2="5" stroke="{colour}" '
         f'stroke-width="2" stroke-dasharray="{dash}"/></svg>{label}</span>'
         for _, colour, label, dash in SERIES
     ]
-    items.append(
-        f'<span><svg viewBox="0 0 26 10"><rect width="26" height="10" fill="{SPAN_COLOURS[0]}"/></svg>'
-        f"predicted span: #rank · score{' (click to play)' if seekable else ''}</span>"
+    width = 26 / len(SPAN_COLOURS)
+    stripes = "".join(
+        f'<rect x="{k * width:.2f}" width="{width:.2f}" height="10" fill="{c}"/>' for k, c in enumerate(SPAN_COLOURS)
     )
+    which = "its rank's colour, as in the moments table; click to play" if in_table else "a colour per rank"
+    items.append(f'<span><svg viewBox="0 0 26 10">{stripes}</svg>predicted span, labelled #rank · score ({which})</span>')
     if with_truth:
         items.append(
             '<span><svg viewBox="0 0 26 10"><rect width="26" height="10" fill="none" stroke="#d7301f" '
@@ -143,14 +161,14 @@ def curve_panel(
     for v in (0.0, 0.5, 1.0):
         parts.append(f'<text x="{LEFT - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
     seek = f' data-src="{esc(src)}"' if src else ""
-    for k, (rank, m) in enumerate(spans):
+    for k, (rank, m) in enumerate(spans):  # k: the span's place in this panel, staggering labels
         x0, x1 = x(m.start), x(m.end)
         data = f' data-rank="{rank}" data-start="{m.start:.3f}" data-end="{m.end:.3f}" data-score="{m.score:.4f}"'
         if src:
             data += f' data-t="{m.start:.3f}"'
         parts.append(
             f'<g class="c2f-span"{seek}{data}><rect x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 1.5):.1f}" '
-            f'height="{plot_h}" fill="{SPAN_COLOURS[k % len(SPAN_COLOURS)]}" fill-opacity="0.55"/>'
+            f'height="{plot_h}" fill="{span_colour(rank)}" fill-opacity="0.55"/>'
             f'<text x="{x0 + 3:.1f}" y="{TOP + 12 + 12 * (k % 4)}">#{rank} · {m.score:.3f}</text>'
             f"<title>moment #{rank}: {m.start:.2f}–{m.end:.2f} s, score {m.score:.4f}</title></g>"
         )
@@ -210,8 +228,18 @@ def query_curves_html(video: VideoResult, truth: tuple[float, float], query: str
     caption = f"<b>{html.escape(video.name)}</b> for “{html.escape(query)}”"
     spans = list(enumerate(video.moments, 1))
     return (
-        f'<div id="query-curves">{legend_html(True)}{curve_panel(video, spans, caption, None, truth)}</div>'
+        f'<div id="query-curves">{legend_html(True, in_table=False)}'
+        f"{curve_panel(video, spans, caption, None, truth)}</div>"
     )
 
 
-__all__ = ["CURVES_CSS", "CURVES_JS", "curve_panel", "legend_html", "query_curves_html", "result_curves_html"]
+__all__ = [
+    "CURVES_CSS",
+    "CURVES_JS",
+    "curve_panel",
+    "legend_html",
+    "query_curves_html",
+    "result_curves_html",
+    "span_colour",
+    "swatch_html",
+]

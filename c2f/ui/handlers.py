@@ -232,6 +232,12 @@ class Handlers:
         return self.query_view(ev, int(row))
 
     @staticmethod
+    def show_file() -> gr.File:
+        """Shows a download box once an event has put a file in it (hidden before: an empty one is a
+        large blank area). A step of its own: the API's answer stays the file itself."""
+        return gr.File(visible=True)
+
+    @staticmethod
     def example_annotations() -> str:
         return str(example_annotations())
 

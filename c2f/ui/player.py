@@ -16,7 +16,7 @@ import html
 from pathlib import Path
 
 from c2f.search.types import Moment, SearchResult
-from c2f.ui.curves import CURVES_CSS, CURVES_JS, result_curves_html
+from c2f.ui.curves import CURVES_CSS, CURVES_JS, result_curves_html, swatch_html
 from c2f.ui.media_route import media_url
 
 # js_on_load of the results block (runs once, when it mounts). window.c2fSeek(src, t): show `src`
@@ -132,7 +132,7 @@ def results_html(
         parts.append(f'<div class="c2f-videos">{"".join(cards)}</div>')
     head = "".join(f"<th>{c}</th>" for c in MOMENT_COLUMNS)
     rows = "".join(
-        f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}" data-rank="{rank}"><td>{rank}</td>'
+        f'<tr data-src="{esc(media_url(media[m.video_id][0]))}" data-t="{m.start:.3f}" data-rank="{rank}"><td>{swatch_html(rank)}{rank}</td>'
         f"<td>{esc(m.name)}</td><td>{m.start:.2f}</td><td>{m.end:.2f}</td><td>{m.score:.4f}</td>"
         f"<td>{m.video_score:.4f}</td>{moment_actions(rank, m, more_like)}</tr>"
         for rank, m in enumerate(result.moments, 1)
