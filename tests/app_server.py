@@ -31,11 +31,13 @@ def running_app(
     root: Path = ROOT,
     port: int | None = None,
     space: bool = False,
+    cwd: Path | None = None,
 ):
     """The demo of the source tree `root` (default: this one), serving `library` in tiny mode on
     `port` (default: a free one); yields its URL. `space`: started as a Hugging Face Space starts
     it, `python app.py` with no arguments and the platform's environment (SPACE_ID,
     GRADIO_SERVER_NAME=0.0.0.0, GRADIO_SERVER_PORT), the mode and library from Space variables.
+    `cwd`: the working folder (default: `root`).
     The log (appended to across restarts) is `library.parent / "app.log"`."""
     port = port or free_port()
     args = ["--mode", "tiny", "--library", str(library), "--port", str(port)]
@@ -49,7 +51,7 @@ def running_app(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
-        cwd=root,
+        cwd=cwd or root,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -78,6 +78,12 @@ class AppConfig:
         return self.temp_root / "exports"
 
     @property
+    def examples_cache_root(self) -> Path:
+        """Gradio's cache of the example queries' results, a folder per mode, showcase and version
+        (c2f.ui.example_cache)."""
+        return self.temp_root / "examples"
+
+    @property
     def gradio_cache(self) -> Path:
         """Gradio's cache (uploads, copies of downloads) when the app owns it (c2f.ui.launch)."""
         return self.temp_root / "gradio"

@@ -11,6 +11,7 @@ restart of the Space keeps every visitor's videos.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         max_video_seconds=a.max_video_seconds,
         device=a.device,
         multi_user=a.multi_user,
-        cache_examples=a.cache_examples,
+        # a local library changes with each upload: its results are never kept (c2f.ui.example_cache)
+        cache_examples=a.cache_examples and a.multi_user,
     )
 
 
@@ -143,6 +145,12 @@ def serve(build_demo: Callable, argv: list[str] | None = None) -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(config.gradio_cache)
     service = AppService(config)
     service.start(settings.mode)
+    if settings.cache_examples:  # a folder of these results alone, read by Gradio as the page is built
+        from c2f.ui.example_cache import examples_cache_folder
+
+        page = inspect.getsourcefile(build_demo)
+        folder = examples_cache_folder(service, settings.mode, Path(page) if page else None)
+        os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
     demo = build_demo(service, cache_examples=settings.cache_examples)
     demo.queue(default_concurrency_limit=2, max_size=64)
     demo.launch(
