@@ -45,7 +45,9 @@ def running_app(
     if space:
         args = []
         env.update(SPACE_ENV, GRADIO_SERVER_PORT=str(port), C2F_MODE="tiny", C2F_LIBRARY=str(library))
-    log = open(library.parent / "app.log", "a")  # noqa: SIM115 (closed below)
+    log_path = library.parent / "app.log"
+    log = open(log_path, "a")  # noqa: SIM115 (closed below)
+    started = log.tell()  # this start's lines follow
     proc = subprocess.Popen(
         [sys.executable, str(root / "app.py"), *args, *(extra or [])],
         stdout=log,
@@ -58,12 +60,13 @@ def running_app(
         deadline = time.time() + 120
         while time.time() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {(library.parent / 'app.log').read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
+                raise RuntimeError(f"the app exited: {log_path.read_text()[-2000:]}")
+            # started: its last line printed (the server answers a moment before: its own routes
+            # are added, and that line printed, after Gradio's launch returns)
+            if b"c2f: serving on" in log_path.read_bytes()[started:]:
+                urllib.request.urlopen(url, timeout=10).close()
                 break
-            except OSError:
-                time.sleep(0.5)
+            time.sleep(0.5)
         else:
             raise RuntimeError("the app did not start within 120 s")
         yield url
