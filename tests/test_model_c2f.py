@@ -1,5 +1,5 @@
 """The C2F model: shapes, masks, Eq. 3 vs brute force, CQA vs a loop reference, checkpoints, losses,
-augmentation, and a training run that really learns the synthetic benchmark."""
+augmentation, and training runs on the synthetic benchmark where Fusion beats Base on each seed."""
 
 from __future__ import annotations
 
@@ -303,31 +303,32 @@ def train_synthetic(cfg, data, settings: TrainSettings, out_dir):
 
 
 @pytest.mark.slow
-def test_training_really_learns(tmp_path):
-    data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
-    cfg = get_config(
-        "tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer="fusion", highlight_loss="l1"
-    )
-    # lr 2e-3, not 1e-3: Eq. 10's L1 loss drives the importance gate S_h to ~0 in the first ~100
-    # steps, which zeroes the fused features (Eq. 8) and holds the span loss at chance until the CQA
-    # over W^emb (Eq. 5) finds the query's words in the clips; that plateau lasts ~500-1000 steps
-    # here, and at 1e-3 the linear decay leaves too little step size to end it within 1000 steps
-    # (SVMR 0.7-R@1 17-30 over 5 seeds). At 2e-3, over 8 data/training seeds: SVMR 0.7-R@1 34-90,
-    # VCMR 0.7-R@1 3.1-7.5 and 0.7-R@10 21-62, last loss 0.5-1.9 (the CPU trains in float32
-    # whatever C2F_CPU_BF16 says); the thresholds sit well under the worst seed.
-    settings = dict(batch_size=32, lr=2e-3, warmup=30, eval_every=500)
-    result = train_synthetic(
-        cfg, data, TrainSettings(steps=1000, hard_negative_after=500, **settings), tmp_path / "run"
-    )
-    first, last = result.history[0], result.history[-1]
-    assert last["loss"] < 2.5  # ~3.1 on the plateau (span loss at chance over ~23 clips)
-    # chance VCMR R@1 at IoU 0.7 is about 1 / (400 videos x ~100 spans) = 0.0025 %; SVMR ~1 %
-    best = result.best_metrics
-    assert best["VCMR"]["0.7-r1"] >= 1.25, result.history
-    assert best["VCMR"]["0.7-r10"] >= 12.0, result.history
-    assert best["SVMR"]["0.7-r1"] >= 25.0, result.history
+def test_fusion_beats_base_on_two_seeds(tmp_path):
+    # Table 3's first step (Base -> +Fusion) under the default recipe (benchmarks/ablation.py: 400
+    # videos, tiny config, lr 1e-3, Eq. 10 with the class-balanced L1) on 1000 steps, a third of the
+    # ablation's budget, to fit CI: Fusion must win both metrics on each seed, not on the mean. Measured
+    # with exactly these settings (BENCHMARKS.md, results_ablation_1000.json): VCMR 0.7-R@1 6.25 / 3.12
+    # vs Base 2.50 / 1.25 (seeds 0 / 1), SVMR 0.7-R@1 86.2 / 80.6 vs 23.1 / 36.9. With the paper's plain
+    # L1 ("l1"), Fusion sat at chance for 500-1500 steps and on seed 1 never passed Base's VCMR in 3000:
+    # the regression this guards. Chance VCMR R@1 at IoU 0.7 is ~1 / (400 videos x ~100 spans).
+    for seed in (0, 1):
+        data = make_synthetic(num_videos=400, num_concepts=20, seed=seed)
+        best, history = {}, {}
+        for localizer in ("base", "fusion"):
+            cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, localizer=localizer)
+            settings = TrainSettings(
+                steps=1000, batch_size=32, lr=1e-3, warmup=30, eval_every=500, hard_negative_after=500, seed=seed
+            )
+            out_dir = tmp_path / "run" if (seed, localizer) == (0, "fusion") else None
+            result = train_synthetic(cfg, data, settings, out_dir)
+            best[localizer], history[localizer] = result.best_metrics, result.history
+        for task in ("VCMR", "SVMR"):
+            assert best["fusion"][task]["0.7-r1"] > best["base"][task]["0.7-r1"], (seed, task, history)
+        assert best["fusion"]["SVMR"]["0.7-r1"] >= 50.0, (seed, history)
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     # resuming continues from the saved step instead of starting over
+    data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
+    cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim)
     more = train_model(
         cfg,
         data.corpus(),
@@ -335,27 +336,13 @@ def test_training_really_learns(tmp_path):
         [data.tokens(q.desc) for q in data.train],
         [],
         [],
-        TrainSettings(steps=1010, **settings),
+        TrainSettings(steps=1010, batch_size=32, lr=1e-3, warmup=30, eval_every=500, seed=0),
         out_dir=tmp_path / "run",
         resume=True,
         progress=False,
     )
-    assert more.history[0]["step"] == first["step"] and more.history[-1]["step"] == 1010
-
-
-@pytest.mark.slow
-def test_vslnet_highlight_loss_learns_sooner():
-    # The option for users whose training sits on the L1 plateau: VSLNet's weighted BCE keeps S_h
-    # informative, so at lr 1e-3 (where L1 reached SVMR 0.7-R@1 17-30) 1000 steps reach, over 3
-    # data/training seeds, SVMR 0.7-R@1 84-99, VCMR 0.7-R@1 5.6-8.1 and 0.7-R@10 43-52.
-    data = make_synthetic(num_videos=400, num_concepts=20, seed=0)
-    cfg = get_config("tiny", video_dim=data.video_dim, token_dim=data.token_dim, highlight_loss="bce")
-    settings = TrainSettings(steps=1000, batch_size=32, lr=1e-3, warmup=30, eval_every=500, hard_negative_after=500)
-    result = train_synthetic(cfg, data, settings, None)
-    best = result.best_metrics
-    assert best["SVMR"]["0.7-r1"] >= 50.0, result.history
-    assert best["VCMR"]["0.7-r10"] >= 25.0, result.history
-    assert best["VCMR"]["0.7-r1"] >= 2.5, result.history
+    # the history goes on from the first run's evaluations (steps 500 and 1000)
+    assert more.history[0]["step"] == 500 and more.history[-1]["step"] == 1010
 
 
 def test_cli_train_synthetic(tmp_path):
