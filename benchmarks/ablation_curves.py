@@ -146,7 +146,8 @@ def plot(runs: list[dict], sizes: list[int], variants: list[str], png: str | Pat
             ax.set_ylabel("%", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:  # a column per corpus size, each with the variants it ran
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
