@@ -13,14 +13,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from vectorstore_checks import (
     PictureExtractor,
+    assert_same_hits,
     check_searches,
     check_store_holds_the_catalog,
     make_videos,
@@ -31,6 +34,7 @@ from vectorstore_checks import (
 )
 
 from c2f.errors import C2FError
+from c2f.index import ClipIndex
 from c2f.index import external_store as ext
 from c2f.library import Library
 from c2f.library.lease import WriterLease, writer_lease
@@ -139,6 +143,73 @@ def test_a_writer_renews_its_lease_while_it_writes(tmp_path, monkeypatch, kind):
     assert len(renewals) >= 6 and renewals == sorted(renewals)
 
 
+@pytest.mark.parametrize("kind", ["qdrant-local", "milvus-lite"])
+def test_a_reader_drops_a_video_the_writer_removed_after_it_read_the_listing(tmp_path, kind):
+    rng = np.random.default_rng(6)
+    data = {k: _unit(rng, 3, 8) for k in range(1, 6)}
+    writer = _store(kind, tmp_path, 8)
+    writer.open_for_writing(WriterLease("host:/lib/write.lock", "w"))
+    writer.add_many(data)
+    reader, other = _store(kind, tmp_path, 8), _store(kind, tmp_path, 8)
+    writer.remove(3)
+    exact = ClipIndex(8, "fp", kind="exact")
+    exact.add_many({k: v for k, v in data.items() if k != 3})
+    q = data[3][:1]  # video 3's first clip: it would be first
+    assert_same_hits(reader.search_videos(q, 5), exact.search_videos(q, 5))
+    with pytest.raises(C2FError, match="video 3 was removed from the store"):
+        other.clip_scores(q[0], 3)
+
+
+def test_milvus_lite_readers_search_exactly_while_it_flushes(tmp_path, monkeypatch):
+    """Milvus Lite (3.2) hides the rows of the memtable a flush swaps out until their segment is in
+    (a read in between misses them). Its writer flushes a video's vectors before it lists the
+    video, so a reader searching during a later flush (held open here) still finds every one."""
+    pytest.importorskip("milvus_lite")
+    import milvus_lite.engine.collection as engine
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    from c2f.index.milvus_store import MilvusClipIndex
+
+    hold, in_flush, release = threading.Event(), threading.Event(), threading.Event()
+
+    class HeldWAL(engine.WAL):  # made by a flush after its memtable swap, before its new segment
+        def __init__(self, *args: object, **kwargs: Any) -> None:
+            if hold.is_set() and Path(kwargs["wal_dir"]).parent.name == "c2f_fp":  # the vectors'
+                hold.clear()
+                in_flush.set()
+                release.wait(60)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "WAL", HeldWAL)
+    server, db, port = start_server_in_thread(str(tmp_path / "m.db"))
+    try:
+        rng = np.random.default_rng(7)
+        data = {k: _unit(rng, 3, 8) for k in range(1, 7)}
+        writer = MilvusClipIndex(f"http://127.0.0.1:{port}", 8, "fp")
+        writer.open_for_writing(WriterLease("host:/lib/write.lock", "w"))
+        writer.add_many({k: data[k] for k in (1, 2, 3)})
+        writer.save(tmp_path / "v1")  # a flush: these in a segment whatever the writer does
+        writer.add_many({k: data[k] for k in (4, 5, 6)})
+        _interrupted_add(writer, 7, _unit(rng, 4, 8), monkeypatch)  # a vector in the memtable
+        reader = MilvusClipIndex(f"http://127.0.0.1:{port}", 8, "fp")
+        hold.set()
+        flush = threading.Thread(target=writer._flush)
+        flush.start()
+        try:
+            assert in_flush.wait(60)
+            queries = np.concatenate([v[:1] for v in data.values()])
+            got = reader.search_videos(queries, 3)
+        finally:
+            release.set()
+            flush.join(60)
+        exact = ClipIndex(8, "fp", kind="exact")
+        exact.add_many(data)
+        assert_same_hits(got, exact.search_videos(queries, 3))
+    finally:
+        server.stop(0)
+        db.close()
+
+
 def test_a_second_process_gets_a_clear_error_from_a_folder_store(tmp_path):
     """qdrant-local:// (qdrant-client's local mode) and Milvus Lite lock their folder to one process
     (qdrant-edge too: tests/test_vectorstore_qdrant.py); a server shares a store between processes."""
@@ -236,7 +307,7 @@ def test_a_killed_writers_leftovers_are_found_by_no_reader_and_cleaned_by_the_ne
     done.touch()
     search_loop(root, done, tmp_path / "reader.jsonl", seed=0)
     figures = check_searches(root, [tmp_path / "reader.jsonl"])
-    assert figures["mismatches"] == 0 and figures["largest_snapshot"] == 21
+    assert figures["mismatches"] == 0 and figures["largest_snapshot"] == 21, figures
     assert dict(saved_store(root)._scan_listing()) == rows
     # the next writer cleans the row its lock left, stores that video whole, and adds the rest
     report = Library(root).add(videos, copy=False, extractor=PictureExtractor(picture_of))
@@ -253,7 +324,7 @@ def test_qdrant_writer_and_reader_threads(tmp_path, monkeypatch, scheme):
     store = f"{scheme}{tmp_path / 'q'}"
     figures = writer_and_readers(tmp_path, store, N_VIDEOS, READERS, processes=False, monkeypatch=monkeypatch)
     print(f"{scheme}, threads:", figures)
-    assert figures["mismatches"] == 0
+    assert figures["mismatches"] == 0, figures
     assert figures["smallest_snapshot"] < N_VIDEOS == figures["largest_snapshot"]
     check_store_holds_the_catalog(tmp_path / "lib")
 
@@ -266,6 +337,6 @@ def test_milvus_lite_server_writer_and_reader_processes(tmp_path, monkeypatch):
             tmp_path, store, N_VIDEOS, READERS, processes=True, monkeypatch=monkeypatch
         )
         print("milvus-lite server, processes:", figures)
-        assert figures["mismatches"] == 0
+        assert figures["mismatches"] == 0, figures
         assert figures["smallest_snapshot"] < N_VIDEOS == figures["largest_snapshot"]
         check_store_holds_the_catalog(tmp_path / "lib")

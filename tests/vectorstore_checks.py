@@ -25,6 +25,7 @@ from c2f.library import Library
 if TYPE_CHECKING:
     from c2f.features import ClipFeatures, FeatureSettings
     from c2f.features.parallel import JobResult, VideoJob
+    from c2f.index import VideoHit
     from c2f.index.external_store import ExternalIndex
 
 TESTS = Path(__file__).parent
@@ -59,6 +60,15 @@ def check_library_searches_like_faiss(tmp_path: Path, store: str, stored_at: str
     assert removed not in {v.video_id for v in reopened.search("red", backend="tiny", top_k_videos=3).videos}
     with pytest.raises(LibraryError, match=f"keeps its vectors in {store}"):
         Library(root, vector_store="faiss")
+
+
+def assert_same_hits(got: list[list[VideoHit]], want: list[list[VideoHit]]) -> None:
+    """The same videos in the same order with the same best clips, and scores within 1e-12
+    (a store's search rescored in float64 against faiss's)."""
+    for g, w in zip(got, want, strict=True):
+        pairs = [(h.video_key, h.best_clip) for h in g], [(h.video_key, h.best_clip) for h in w]
+        assert pairs[0] == pairs[1], f"got (video, best clip) {pairs[0]}, wanted {pairs[1]}"
+        np.testing.assert_allclose([h.score for h in g], [h.score for h in w], rtol=0, atol=1e-12)
 
 
 # --- a writer and readers sharing one store ----------------------------------------------------------
@@ -116,8 +126,8 @@ def search_loop(
 ) -> None:
     """A reader: until `done` exists (then once more), open the library (a fresh Library every
     other round, else the same one again), search 3 query vectors in one snapshot, append
-    {keys, queries, hits} to `out` (JSON lines) and pause `pause_s` (the writer needs the CPU).
-    Bounded by `max_s`."""
+    {keys, queries, hits, in_store, in_memory} to `out` (JSON lines) and pause `pause_s` (the writer
+    needs the CPU). Bounded by `max_s`."""
     from c2f.search.backends import default_index_for
 
     rng = np.random.default_rng(seed)
@@ -134,17 +144,29 @@ def search_loop(
                     queries = rng.standard_normal((3, index.dim)).astype(np.float32)
                     hits = index.search_videos(queries, K)
                     keys = sorted(indexed)
+                    held = _held(index)
             except LibraryError:  # nothing indexed yet
                 if finished:
                     return
                 time.sleep(pause_s)
                 continue
             rows = [[[h.video_key, h.score, h.best_clip] for h in row] for row in hits]
-            f.write(json.dumps({"keys": keys, "queries": queries.tolist(), "hits": rows}) + "\n")
+            record = {"keys": keys, "queries": queries.tolist(), "hits": rows, **held}
+            f.write(json.dumps(record) + "\n")
             f.flush()
             if finished:
                 return
             time.sleep(pause_s)
+
+
+def _held(index: object) -> dict:
+    """Where a reader's index held its snapshot's videos: {in_store: keys searched in the store,
+    in_memory: keys searched from their feature files} (nothing for a faiss index)."""
+    from c2f.index.external_store import ExternalIndex
+
+    if not isinstance(index, ExternalIndex):
+        return {}
+    return {"in_store": sorted(index._lengths), "in_memory": sorted(index._overlay)}
 
 
 def _python(code: str) -> subprocess.Popen:
@@ -242,7 +264,8 @@ def writer_and_readers(
 def check_searches(root: Path, outs: list[Path]) -> dict:
     """Every recorded search equals the exact faiss search over the same snapshot's videos (read
     from their feature files): the same videos, in the same order, with the same best clips and
-    scores. Returns {searches per reader, snapshots, mismatches}."""
+    scores. Returns {searches per reader, snapshots, mismatches, and `mismatched`: what the first
+    few mismatches got and wanted, for a failure message}."""
     from c2f.index import ClipIndex
     from c2f.search.backends import default_index_for
 
@@ -251,27 +274,47 @@ def check_searches(root: Path, outs: list[Path]) -> dict:
     records = [[json.loads(line) for line in out.read_text().splitlines()] for out in outs]
     vectors = {r.key: spec.vectors_of(lib.load_features(r.video_id)) for r in lib.catalog.all("indexed")}
     exact_of: dict[tuple[int, ...], ClipIndex] = {}
-    mismatches = 0
-    for rec in (rec for reader in records for rec in reader):
+    mismatched: list[dict] = []
+    for reader, search, rec in ((i, j, rec) for i, recs in enumerate(records) for j, rec in enumerate(recs)):
         keys = tuple(rec["keys"])
         if keys not in exact_of:
             exact_of[keys] = ClipIndex(next(iter(vectors.values())).shape[1], "fp", kind="exact")
             exact_of[keys].add_many({k: vectors[k] for k in keys})
         want = exact_of[keys].search_videos(np.asarray(rec["queries"], np.float32), K)
-        for got_row, want_row in zip(rec["hits"], want, strict=True):
-            same = [(k, c) for k, _, c in got_row] == [(h.video_key, h.best_clip) for h in want_row]
-            same = same and all(
-                abs(s - h.score) <= 1e-12 for (_, s, _), h in zip(got_row, want_row, strict=True)
-            )
-            mismatches += not same
+        for row, (got_row, want_row) in enumerate(zip(rec["hits"], want, strict=True)):
+            wanted = [[h.video_key, h.score, h.best_clip] for h in want_row]
+            if len(got_row) != len(wanted) or not all(map(_same_hit, got_row, wanted)):
+                mismatched.append(_mismatch(reader, search, row, rec, got_row, wanted))
     sizes = sorted({len(k) for k in exact_of})
     return {
         "searches_per_reader": [len(r) for r in records],
         "snapshots": len(exact_of),
         "smallest_snapshot": sizes[0] if sizes else 0,
         "largest_snapshot": sizes[-1] if sizes else 0,
-        "mismatches": mismatches,
+        "mismatches": len(mismatched),
+        "mismatched": mismatched[:3],
     }
+
+
+def _same_hit(got: list, wanted: list) -> bool:
+    """[video key, score, best clip]: the same video and best clip, the score within 1e-12."""
+    return got[0] == wanted[0] and got[2] == wanted[2] and abs(got[1] - wanted[1]) <= 1e-12
+
+
+def _mismatch(reader: int, search: int, row: int, rec: dict, got: list, wanted: list) -> dict:
+    """What one mismatched search got and wanted: [video key, score, best clip] from the first
+    difference on, the videos only one side found, and which videos the reader's index held in
+    the store and which in memory."""
+    first = next((i for i, (g, w) in enumerate(zip(got, wanted, strict=False)) if not _same_hit(g, w)),
+                 min(len(got), len(wanted)))  # fmt: skip
+    got_keys, wanted_keys = {g[0] for g in got}, {w[0] for w in wanted}
+    return {
+        "reader": reader, "search": search, "query_row": row, "snapshot": len(rec["keys"]),
+        "in_store": len(rec.get("in_store", [])), "in_memory": rec.get("in_memory"),
+        "first_difference": first, "got": got[first : first + 4], "wanted": wanted[first : first + 4],
+        "only_got": sorted(got_keys - wanted_keys), "only_wanted": sorted(wanted_keys - got_keys),
+        "store_held_only_wanted": sorted(wanted_keys - got_keys & set(rec.get("in_store", []))),
+    }  # fmt: skip
 
 
 def saved_store(root: Path) -> ExternalIndex:

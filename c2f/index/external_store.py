@@ -5,9 +5,12 @@ the pointer a saved index version holds instead of the vectors.
 Readers and the writer. A store may be shared (a server; one process's threads), so an index object
 writes only once `open_for_writing` gave it the lease of the library's writer (the holder of its
 write lock, c2f/library/lease.py); an object opened otherwise is a reader and never writes. A video
-is listed only once all its vectors are stored: its listing row says "pending" (-1 clips), with
-the writer's id, lock and the time it last renewed its lease, while they are inserted (or
-deleted), and its clip count after. A writer renews its rows every LEASE_RENEW_S while it writes.
+is listed only once all its vectors are stored and settled (seen by every read, `_settle_vectors`):
+its listing row says "pending" (-1 clips), with the writer's id, lock and the time it last renewed
+its lease, while they are inserted (or deleted), and its clip count after. A removal settles the
+pending row before it deletes the vectors. So a reader that finds a video listed complete finds
+all its vectors, and one that finds some missing finds the video no longer listed. A writer renews
+its rows every LEASE_RENEW_S while it writes.
 Pending rows are cleaned (their vectors, then the row) only by a writer opening the store, and
 only those of its own lock (the lock proves their writer is gone: a killed run) or whose lease
 expired (LEASE_EXPIRY_S without renewal: a writer of another library that shares the store).
@@ -17,15 +20,15 @@ lists complete, plus, in memory, the snapshot's videos the store does not list y
 from the feature files, as a faiss reader does).
 
 Exact search: the store's float32 scan proposes every video whose max may reach the k-th best
-(within two float32 error bounds and the tie tolerance; the scan is asked for more until one is
-found below that floor), and those are rescored in float64 from their stored vectors and ordered
-with ClipIndex's tie rule (c2f/index/ranking.py): the same videos, order and scores as faiss.
+(within two float32 error bounds and the tie tolerance; the scan is asked for more until its last
+hit is below that floor or it found every searched video), and those are rescored in float64 from
+their stored vectors and ordered with ClipIndex's tie rule (c2f/index/ranking.py): the same
+videos, order and scores as faiss.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -41,8 +44,6 @@ from c2f.index.scan import float32_error
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-log = logging.getLogger(__name__)
 
 POINTER = "store.json"
 LEASE_RENEW_S = 30.0  # a writer renews its pending rows this often while it writes
@@ -87,6 +88,9 @@ class ExternalIndex:
 
     STORE: str  # the store's name in the pointer
     _MAX_LIMIT: int | None = None  # the most hits one store request returns (None: no cap)
+    # Whether a `_nearest` answer shorter than its limit holds every stored video (Qdrant); Milvus
+    # Lite groups only its best 10 * limit clips, so a short answer may leave videos out.
+    _SHORT_ANSWER_HOLDS_ALL = True
 
     def __init__(self, uri: str, dim: int, fingerprint: str) -> None:
         """Opens the store for reading: nothing is written (see `open_for_writing`)."""
@@ -139,7 +143,8 @@ class ExternalIndex:
 
     def _nearest(self, q: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """Up to `limit` (video key, store score) best first, for the unit query q (dim,); a
-        video may come more than once (its best first), listed or not."""
+        video may come more than once (its best first), listed or not. A video left out scores
+        at most the last hit."""
         raise NotImplementedError
 
     def _fetch_vectors(self, lengths: dict[int, int]) -> dict[int, np.ndarray]:
@@ -149,6 +154,15 @@ class ExternalIndex:
     def _flush(self) -> None:
         """Make every write so far durable in the store (before a pointer to it is saved)."""
         raise NotImplementedError
+
+    def _settle_vectors(self) -> None:
+        """Make the vectors written so far seen by every later read, even one that overlaps the
+        store's own upkeep (called before a video is listed complete). Nothing to do for a store
+        whose reads see every acknowledged write."""
+
+    def _settle_listing(self) -> None:
+        """The same for the listing rows written so far (called before a listed video's vectors
+        are deleted)."""
 
     # --- listing ---------------------------------------------------------------------------------
     @property
@@ -207,6 +221,8 @@ class ExternalIndex:
             if not row.complete and (row.lock == lease.lock or row.expired(now)):
                 self._delete_vectors(key)  # then the row: killed in between, it is cleaned again
                 self._delete_listing([key])
+        self._settle_vectors()  # what a writer of an older c2f listed without settling it
+        self._settle_listing()
         self.writer = lease
         self._stored = dict(sorted((k, row.clips) for k, row in rows.items() if row.complete))
         self._lengths, self._overlay, self._recent = dict(self._stored), {}, {}
@@ -253,6 +269,7 @@ class ExternalIndex:
         try:
             self._mark_pending()  # pending until every vector of every video is in
             self._put_vectors(checked)
+            self._settle_vectors()  # before a reader may trust them: every read then sees them all
             for key, row in self._get_listing(list(checked)).items():
                 if row.writer != lease.writer:  # another library's writer took over an expired lease
                     raise ClipIndexError(
@@ -275,6 +292,7 @@ class ExternalIndex:
         self._pending = {key}
         try:
             self._mark_pending()
+            self._settle_listing()  # a reader that misses a vector then sees the video pending or gone
             self._delete_vectors(key)
             self._delete_listing([key])
         finally:
@@ -313,7 +331,10 @@ class ExternalIndex:
         float32 scores are within e32 of the exact ones, so nothing scoring below the k-th best
         minus 2 e32 and the tie tolerance can be (the k-th best of the store's videos alone is
         no better than that of all, so the videos in memory are simply added). The store's hits
-        come best first; the limit grows until the last one is below that floor (or none are left)."""
+        come best first and a video left out scores at most the last one: the limit grows until
+        that one is below the floor or every searched video was found (or, where a short answer
+        holds every stored video, none are left; where the store answers no deeper, every
+        searched video is a candidate)."""
         margin = 2 * float32_error(self.dim) + tie_tolerance(self.dim)
         in_memory = list(self._overlay)
         if not self._lengths:
@@ -327,7 +348,9 @@ class ExternalIndex:
                     best.setdefault(key, score)
             scores = sorted(best.values(), reverse=True)
             floor = scores[k - 1] - margin if len(scores) >= k else -np.inf
-            if len(hits) < limit or hits[-1][1] < floor:
+            below = bool(hits) and hits[-1][1] < floor
+            all_left = len(hits) < limit and self._SHORT_ANSWER_HOLDS_ALL
+            if below or all_left or len(best) == len(self._lengths):
                 return [key for key, score in best.items() if score >= floor] + in_memory
             if self._MAX_LIMIT is not None and limit >= self._MAX_LIMIT:
                 return list(self._lengths) + in_memory  # the store answers no deeper: rescore them all
@@ -335,30 +358,23 @@ class ExternalIndex:
 
     def _vectors(self, keys: list[int]) -> dict[int, np.ndarray]:
         """{video key: (N, dim) float32 stored vectors}. The last search's are kept: the search
-        engine asks next for the clip scores of the videos it found."""
+        engine asks next for the clip scores of the videos it found. A listed video whose vectors
+        are missing was removed meanwhile (_Vanished: its listing row is pending or gone, settled
+        before its vectors were deleted); one still listed complete is a store that lost them."""
         out = {key: self._overlay.get(key, self._recent.get(key)) for key in keys}
         wanted = {key: self._lengths[key] for key, v in out.items() if v is None}
-        for pause in (0.05, 0.2, 1.0, None):
-            if not wanted:
-                break
-            got = self._fetch_vectors(wanted)
-            out.update(got)
-            wanted = {key: n for key, n in wanted.items() if key not in got}
-            if wanted:
-                rows = self._get_listing(list(wanted))
-                gone = [k for k in wanted if k not in rows or rows[k].clips != wanted[k]]
+        if wanted:
+            out.update(self._fetch_vectors(wanted))
+            missing = [key for key in wanted if out[key] is None]
+            if missing:
+                rows = self._get_listing(missing)
+                gone = [key for key in missing if key not in rows or rows[key].clips != wanted[key]]
                 if gone:
                     raise _Vanished(gone)
-                if pause is None:
-                    raise ClipIndexError(
-                        f"video {next(iter(wanted))}: vectors missing from the store {self.uri}"
-                    )
-                log.warning(
-                    "store %s: listed videos %s read without their vectors; reading again",
-                    self.uri,
-                    list(wanted),
+                raise ClipIndexError(
+                    f"video {missing[0]} is listed complete in the store {self.uri} but its vectors are "
+                    "not all there (remove the video and add it again)"
                 )
-                time.sleep(pause)
         return out  # type: ignore[return-value]
 
     def _final_ranking(self, candidates: list[int], q: np.ndarray, k: int) -> list[VideoHit]:
@@ -366,6 +382,8 @@ class ExternalIndex:
         tie rule; the candidates' vectors are kept for the clip_scores calls that follow."""
         tie = tie_tolerance(self.dim)
         self._recent = vectors = self._vectors(candidates)
+        if not candidates:  # every searched video was removed from the store meanwhile
+            return []
         lengths = [len(vectors[key]) for key in candidates]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         rows = np.concatenate([vectors[key] for key in candidates]).astype(np.float64)  # (R, dim)

@@ -9,6 +9,13 @@ candidates in float64 and ranks them with ClipIndex's tie rule, so the top-k vid
 and scores are faiss's. Every read is Strong (it sees every write acknowledged before it), and
 the listing is read through a query iterator (a cursor: no order of ids assumed).
 
+Milvus Lite (3.2) is not Strong while it flushes: a flush swaps in an empty memtable before the
+segment holding the old one's rows is in, and a read in between (another client's, through its
+server) misses those rows. Its writer therefore flushes the vectors before it lists a video
+complete, and the listing before it deletes a listed video's vectors: what a reader trusts is
+then in segments, which every read sees. Its grouping search groups only its best 10 * limit
+clips, so an answer of fewer videos than asked is no proof that none are left.
+
 Where the vectors live is a URI:
   milvus://                   Milvus Lite, a folder in the library folder (indexes/milvus.db)
   milvus:///abs/path/x.db     Milvus Lite, that folder (relative paths: milvus://rel/x.db)
@@ -115,6 +122,7 @@ class MilvusClipIndex(ExternalIndex):
 
     STORE = "milvus"
     _MAX_LIMIT = 16_384  # Milvus's cap on one search's results
+    _SHORT_ANSWER_HOLDS_ALL = False  # Milvus Lite groups its best 10 * limit clips only
 
     @property
     def _listing(self) -> str:
@@ -127,6 +135,8 @@ class MilvusClipIndex(ExternalIndex):
     def _connect(self) -> None:
         self._client = _connect(self.uri)
         self._loaded = False
+        # Milvus Lite, a local file or its server: reads miss rows while it flushes (see above)
+        self._lite = str(self._client.get_server_version()).startswith("milvus_lite")
 
     def _exists(self) -> bool:
         c = self._client
@@ -246,6 +256,17 @@ class MilvusClipIndex(ExternalIndex):
     def _flush(self) -> None:
         self._client.flush(self.collection)
         self._client.flush(self._listing)
+
+    def _settle_vectors(self) -> None:
+        """Milvus Lite: a flush puts the rows written so far into segments, which every read sees
+        (nothing to flush: nothing done). A Milvus server's Strong reads see every acknowledged
+        write, and a flush there seals segments (costly, not to be done per video): nothing."""
+        if self._lite:
+            self._client.flush(self.collection)
+
+    def _settle_listing(self) -> None:
+        if self._lite:
+            self._client.flush(self._listing)
 
 
 _LISTING_FIELDS = ["clips", "writer", "lock", "renewed"]
