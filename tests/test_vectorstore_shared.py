@@ -145,6 +145,8 @@ def test_a_writer_renews_its_lease_while_it_writes(tmp_path, monkeypatch, kind):
 
 @pytest.mark.parametrize("kind", ["qdrant-local", "milvus-lite"])
 def test_a_reader_drops_a_video_the_writer_removed_after_it_read_the_listing(tmp_path, kind):
+    """Its vectors gone, searches leave it out (the scan does not find it, or the fetch finds it
+    pending or unlisted: settled before they were deleted), and its clip scores are refused."""
     rng = np.random.default_rng(6)
     data = {k: _unit(rng, 3, 8) for k in range(1, 6)}
     writer = _store(kind, tmp_path, 8)

@@ -126,8 +126,8 @@ def search_loop(
 ) -> None:
     """A reader: until `done` exists (then once more), open the library (a fresh Library every
     other round, else the same one again), search 3 query vectors in one snapshot, append
-    {keys, queries, hits, in_store, in_memory} to `out` (JSON lines) and pause `pause_s` (the writer
-    needs the CPU). Bounded by `max_s`."""
+    {keys, queries, hits, in_store, in_memory, store_answers} to `out` (JSON lines) and pause
+    `pause_s` (the writer needs the CPU). Bounded by `max_s`."""
     from c2f.search.backends import default_index_for
 
     rng = np.random.default_rng(seed)
@@ -142,9 +142,10 @@ def search_loop(
             try:
                 with lib.snapshot(spec.fingerprint, spec.vectors_of) as (index, indexed):
                     queries = rng.standard_normal((3, index.dim)).astype(np.float32)
+                    answers = _record_store_answers(index)
                     hits = index.search_videos(queries, K)
                     keys = sorted(indexed)
-                    held = _held(index)
+                    held = {**_held(index), "store_answers": answers}
             except LibraryError:  # nothing indexed yet
                 if finished:
                     return
@@ -167,6 +168,30 @@ def _held(index: object) -> dict:
     if not isinstance(index, ExternalIndex):
         return {}
     return {"in_store": sorted(index._lengths), "in_memory": sorted(index._overlay)}
+
+
+def _record_store_answers(index: object) -> list[dict]:
+    """A list that gets, for each query row the store's index searches next, the store's last
+    answer to it: {limit, answer: [[video key, store score], ...]} (the float32 hits that proposed
+    the candidates). Empty for a faiss index."""
+    from c2f.index.external_store import ExternalIndex
+
+    answers: list[dict] = []
+    if not isinstance(index, ExternalIndex):
+        return answers
+    cls = type(index)
+
+    def search_one(q: np.ndarray, k: int) -> list:
+        answers.append({})
+        return cls._search_one(index, q, k)
+
+    def nearest(q: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        hits = cls._nearest(index, q, limit)
+        answers[-1].update(limit=limit, answer=[[int(key), float(score)] for key, score in hits])
+        return hits
+
+    index._search_one, index._nearest = search_one, nearest  # type: ignore[method-assign]
+    return answers
 
 
 def _python(code: str) -> subprocess.Popen:
@@ -303,17 +328,29 @@ def _same_hit(got: list, wanted: list) -> bool:
 
 def _mismatch(reader: int, search: int, row: int, rec: dict, got: list, wanted: list) -> dict:
     """What one mismatched search got and wanted: [video key, score, best clip] from the first
-    difference on, the videos only one side found, and which videos the reader's index held in
-    the store and which in memory."""
+    difference on, the videos only one side found, which videos the reader's index held in the
+    store and which in memory, and the store's last answer for that query (its limit, how many
+    videos it held, its last float32 score, and the store score of each video above: None where
+    the answer left it out)."""
     first = next((i for i, (g, w) in enumerate(zip(got, wanted, strict=False)) if not _same_hit(g, w)),
                  min(len(got), len(wanted)))  # fmt: skip
     got_keys, wanted_keys = {g[0] for g in got}, {w[0] for w in wanted}
+    answers = rec.get("store_answers", [])
+    answer = answers[row] if row < len(answers) and answers[row] else {"limit": None, "answer": []}
+    store_score: dict[int, float] = {}
+    for key, score in answer["answer"]:
+        store_score.setdefault(key, score)
+    shown = [*got[first : first + 4], *wanted[first : first + 4]]
+    shown_keys = sorted({h[0] for h in shown} | (got_keys ^ wanted_keys))
     return {
         "reader": reader, "search": search, "query_row": row, "snapshot": len(rec["keys"]),
         "in_store": len(rec.get("in_store", [])), "in_memory": rec.get("in_memory"),
         "first_difference": first, "got": got[first : first + 4], "wanted": wanted[first : first + 4],
         "only_got": sorted(got_keys - wanted_keys), "only_wanted": sorted(wanted_keys - got_keys),
         "store_held_only_wanted": sorted(wanted_keys - got_keys & set(rec.get("in_store", []))),
+        "store_answer": {"limit": answer["limit"], "videos": len(store_score),
+                         "last_score": answer["answer"][-1][1] if answer["answer"] else None,
+                         "score_of": {key: store_score.get(key) for key in shown_keys}},
     }  # fmt: skip
 
 
