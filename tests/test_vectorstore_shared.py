@@ -273,7 +273,8 @@ def milvus_lite_server(data_dir: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-# The crash point of a killed writer: SIGKILL after the first request of its 21st video
+# The crash point of a killed writer that adds each video to the store as it is indexed (saves
+# after each one): SIGKILL after the first request of its 21st video
 KILL_AT_21ST_VIDEO = (
     "import os, signal\nimport c2f.index.external_store as ext, c2f.index.qdrant_store as q, c2f.index.milvus_store as m\n"
     "q._REQUEST_CLIPS = m._PAGE = 1  # a request per video part (Qdrant), per clip (Milvus)\n"
@@ -292,7 +293,7 @@ def test_a_killed_writers_leftovers_are_found_by_no_reader_and_cleaned_by_the_ne
     videos, picture_of = make_videos(tmp_path / "videos", 30)
     root = tmp_path / "lib"
     Library(root, settings="tiny-clip-only", vector_store=store)
-    writer = writer_process(tmp_path, root, videos, picture_of, before=KILL_AT_21ST_VIDEO)
+    writer = writer_process(tmp_path, root, videos, picture_of, before=KILL_AT_21ST_VIDEO, save_every_s=0)
     writer.communicate(timeout=600)
     assert writer.returncode == -signal.SIGKILL
     lib = Library(root)

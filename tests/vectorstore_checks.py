@@ -201,12 +201,13 @@ def _python(code: str) -> subprocess.Popen:
 
 
 def add_videos_from(job: Path) -> None:
-    """A writer process: adds the videos of the JSON `job` ({root, videos, pictures}) with a new
-    version saved twice a second; exits 1 when a video failed."""
+    """A writer process: adds the videos of the JSON `job` ({root, videos, pictures, save_every_s})
+    with a new version saved every `save_every_s` (the index gets the videos committed since in one
+    write); exits 1 when a video failed."""
     import c2f.library.ingest as ingest
 
     spec = json.loads(job.read_text())
-    ingest.INDEX_SAVE_EVERY_S = 0.5  # a new version for the readers twice a second
+    ingest.INDEX_SAVE_EVERY_S = spec["save_every_s"]
     pictures = {h: Path(p) for h, p in spec["pictures"].items()}
     lib = Library(Path(spec["root"]))
     report = lib.add([Path(p) for p in spec["videos"]], copy=False, extractor=PictureExtractor(pictures))
@@ -214,11 +215,17 @@ def add_videos_from(job: Path) -> None:
 
 
 def writer_process(
-    tmp_path: Path, root: Path, videos: list[Path], picture_of: dict[str, Path], before: str = ""
+    tmp_path: Path,
+    root: Path,
+    videos: list[Path],
+    picture_of: dict[str, Path],
+    before: str = "",
+    save_every_s: float = 0.5,
 ) -> subprocess.Popen:
-    """A process adding `videos` to the library at `root` (`before`: Python run first, e.g. a crash point)."""
+    """A process adding `videos` to the library at `root` (`before`: Python run first, e.g. a crash
+    point), saving a new version for the readers every `save_every_s` (0: after each video)."""
     job = tmp_path / "writer-job.json"
-    job.write_text(json.dumps({"root": str(root), "videos": [str(p) for p in videos],
+    job.write_text(json.dumps({"root": str(root), "videos": [str(p) for p in videos], "save_every_s": save_every_s,
                                "pictures": {h: str(p) for h, p in picture_of.items()}}))  # fmt: skip
     return _python(
         f"{before}\nfrom vectorstore_checks import add_videos_from; add_videos_from(Path({str(job)!r}))"

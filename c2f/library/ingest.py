@@ -1,5 +1,6 @@
 """Adding videos to a library: admit each file (hash, duplicate check, subtitles, copy), extract its
-features, commit its catalog row, and keep the default index current, saving it now and then.
+features, commit its catalog row; now and then (and at the end) bring the default index to the
+catalog and save it.
 
 A catalog row becomes "indexed" only after its feature file exists, so a killed run loses nothing
 but the video it was working on; running `add` again (or `resume`) finishes it.
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INDEX_SAVE_EVERY_S = 10.0  # while adding, save the index at most this often (and at the end)
+# While adding, bring the default index to the catalog and save it at most this often (and at the
+# end): one index write per save, not per video (a Milvus Lite store flushes once per write).
+INDEX_SAVE_EVERY_S = 10.0
 
 # progress(video name, fraction of this video done, fraction of the whole run done)
 AddProgress = Callable[[str, float, float], None]
@@ -174,9 +177,19 @@ class Ingest:
         return self._finish()
 
     def _finish(self) -> AddReport:
-        if self.dirty and self.index is not None:
-            self.lib.versions.save(self.spec.fingerprint, self.index)
+        if self.dirty:
+            self._sync_and_save()
         return self.report
+
+    def _sync_and_save(self) -> None:
+        """Add the videos committed since the last save to the index (one write for all), then
+        save it. Searches meanwhile find those videos from their feature files (catalog snapshot)."""
+        self.index, _ = self.lib.sync_index(
+            self.index, self.indexed, self.spec.vectors_of, self.spec.fingerprint, self.lease
+        )
+        if self.index is not None:
+            self.lib.versions.save(self.spec.fingerprint, self.index)
+        self.dirty, self.last_save = False, time.monotonic()
 
     def _admit_or_report(
         self, src: Path, resumed: VideoRecord | None, copy: bool, subtitles: SubtitlesArg, n_files: int
@@ -292,8 +305,8 @@ class Ingest:
         self.report.failed.append((job.name, message))
 
     def _commit(self, job: _Admitted, key: int, feats: ClipFeatures, source: dict | None) -> None:
-        """Write the video's feature file, mark its row indexed, add it to the index; a failure
-        to write is this video's."""
+        """Write the video's feature file, mark its row indexed (the index gets it at the next
+        save); a failure to write is this video's."""
         catalog = self.lib.catalog
         try:
             feats.video = replace(feats.video, source_name=job.name)
@@ -316,18 +329,14 @@ class Ingest:
         self.lib.features.put(job.video_id, feats)
         record = catalog.by_key(key)
         assert record is not None  # written above, under the write lock
-        self.index, _ = self.lib.sync_index(
-            self.index, {**self.indexed, key: record}, self.spec.vectors_of, self.spec.fingerprint, self.lease
-        )
-        self.indexed[key] = record
+        self.indexed[key] = record  # in the index at the next save
         self.dirty = True
         self.report.added.append(record)
         if job.note:
             log.warning("%s: %s", job.name, job.note)
             self.report.warnings.append((job.name, job.note))
-        if time.monotonic() - self.last_save > INDEX_SAVE_EVERY_S and self.index is not None:
-            self.lib.versions.save(self.spec.fingerprint, self.index)
-            self.dirty, self.last_save = False, time.monotonic()
+        if time.monotonic() - self.last_save > INDEX_SAVE_EVERY_S:
+            self._sync_and_save()
 
     def _transcript(self, job: _Admitted) -> Transcript:
         """The video's transcript: the one saved by an earlier (interrupted) run with the same
